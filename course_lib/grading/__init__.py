@@ -1,0 +1,1 @@
+"""Grading of the course's autograded assignments."""

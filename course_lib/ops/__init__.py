@@ -1,0 +1,1 @@
+"""The operators of a CNN, forward and backward, on PyTorch tensors."""

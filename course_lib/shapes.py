@@ -1,0 +1,5 @@
+"""Output sizes, receptive fields, parameter counts, shape traces and per-layer cost estimates."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""Interactive explorers for JupyterLab."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
