@@ -6,13 +6,13 @@ chapters import the public names from here; grading lives in :mod:`course_lib.gr
 """
 
 from .device import *
-from .ops.padding import *
+from .gradcheck import *
+from .ops.activations import *
 from .ops.conv import *
 from .ops.conv_backward import *
-from .ops.pooling import *
-from .ops.activations import *
 from .ops.layers import *
-from .gradcheck import *
+from .ops.padding import *
+from .ops.pooling import *
 from .shapes import *
 
 __version__ = "0.1.0"

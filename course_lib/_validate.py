@@ -33,8 +33,10 @@ def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):
         return (value, value)
-    if isinstance(value, Sequence) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, Sequence)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         return (int(value[0]), int(value[1]))
     raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -63,9 +65,7 @@ def check_tensor(x: object, name: str, ndim: int | None = None, layout: str = ""
         raise TypeError(f"expected {name} to be a torch.Tensor, got {type(x).__name__}")
     if ndim is not None and x.dim() != ndim:
         where = f" {layout}" if layout else ""
-        raise ValueError(
-            f"expected {name} with {ndim} dims{where}, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"expected {name} with {ndim} dims{where}, got shape {tuple(x.shape)}")
     if x.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"expected {name} to be float32 or float64, got {x.dtype}")
     return x

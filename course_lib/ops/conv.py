@@ -1,4 +1,4 @@
-"""Convolution and cross-correlation in 1-D and 2-D, multi-channel conv2d and conv_transpose2d: a clear loop version and a fast vectorised version of each."""
+"""1-D and 2-D convolution and cross-correlation, conv2d and conv_transpose2d, loop and fast."""
 
 from __future__ import annotations
 

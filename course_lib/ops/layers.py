@@ -1,4 +1,4 @@
-"""Dropout, flatten, linear, batch normalisation and softmax cross-entropy, with their backward passes."""
+"""Dropout, flatten, linear, batch normalisation, softmax cross-entropy and their gradients."""
 
 from __future__ import annotations
 

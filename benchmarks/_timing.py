@@ -1,0 +1,37 @@
+"""Timing helpers shared by the benchmarks: every figure is a ratio measured in one run."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compare(
+    ours: Callable[[], object], reference: Callable[[], object], repeats: int = 7
+) -> tuple[float, float, float]:
+    """Time ``ours`` and ``reference`` interleaved; return (ours_s, reference_s, ratio)."""
+    ours_s = median_seconds(ours, repeats=repeats)
+    reference_s = median_seconds(reference, repeats=repeats)
+    return ours_s, reference_s, ours_s / reference_s
+
+
+def print_table(title: str, rows: list[tuple[str, float, float, float]]) -> None:
+    """Print rows of (case, ours_s, reference_s, ratio) under ``title``."""
+    print(f"\n{title}")
+    width = max([len(r[0]) for r in rows] + [4])
+    print(f"{'case':<{width}}  {'ours ms':>10}  {'torch ms':>10}  {'ratio':>7}")
+    for name, ours_s, ref_s, ratio in rows:
+        print(f"{name:<{width}}  {ours_s * 1e3:>10.2f}  {ref_s * 1e3:>10.2f}  {ratio:>7.2f}")
