@@ -1,0 +1,200 @@
+"""A student's session in real JupyterLab, driven in headless Chromium.
+
+A JupyterLab server (with nbgrader's extensions) serves a copy of an exercise notebook. The
+student types an answer into each answer cell, saves, runs every cell and presses nbgrader's
+*Validate* button; the dialog must report success. An untouched exercise must fail validation and
+say why. Screenshots go to ``artifacts/jupyterlab/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "convolution"
+TOKEN = "course-test-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _solution_sources(assignment: str) -> dict[str, str]:
+    """The solution of each answer cell, by grade_id, without nbgrader's solution markers."""
+    nb = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
+    answers = {}
+    for cell in nb["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("solution") and cell["cell_type"] == "code":
+            lines = "".join(cell["source"]).splitlines()
+            kept = [
+                line
+                for line in lines
+                if line.strip() not in {"### BEGIN SOLUTION", "### END SOLUTION"}
+            ]
+            answers[meta["grade_id"]] = "\n".join(kept)
+    return answers
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A JupyterLab server on 127.0.0.1 whose root holds two copies of the exercise."""
+    workdir = tmp_path_factory.mktemp("student")
+    exercise = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    shutil.copy(exercise, workdir / "answered.ipynb")
+    shutil.copy(exercise, workdir / "untouched.ipynb")
+    port = _free_port()
+    log = (workdir.parent / "jupyterlab.log").open("w")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(workdir.parent / "jupyter-config")}
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={TOKEN}",
+            f"--ServerApp.root_dir={workdir}", "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None", "--allow-root",
+        ],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start; see {log.name}")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", workdir
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _open_notebook(browser, base_url: str, name: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # `reset` starts from an empty workspace, so only this notebook is open.
+    page.goto(f"{base_url}/lab/tree/{name}?reset&token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+    # Wait until the kernel is connected and idle before the student starts working.
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    return page, errors
+
+
+def _answer_cell_indices(page) -> dict[str, int]:
+    return page.evaluate(
+        """() => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            const found = {};
+            panel.content.widgets.forEach((cell, index) => {
+                const meta = cell.model.getMetadata('nbgrader');
+                if (meta && meta.solution) { found[meta.grade_id] = index; }
+            });
+            return found;
+        }"""
+    )
+
+
+def _validate(page, artifacts: Path, name: str) -> str:
+    """Press nbgrader's Validate button and return the text of the dialog it opens."""
+    # Earlier notebooks may stay open in hidden tabs: press the button of the visible one.
+    page.get_by_role("button", name="Validate").locator("visible=true").first.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=180_000)
+    # The dialog first says that validation is running; wait for the verdict.
+    page.wait_for_function(
+        "() => { const d = document.querySelector('.jp-Dialog');"
+        " return d && /Success|fail|error/i.test(d.innerText); }",
+        timeout=180_000,
+    )
+    page.screenshot(path=str(artifacts / f"{name}-validate.png"))
+    return dialog.inner_text()
+
+
+def test_student_answers_runs_and_validates(lab, browser, artifacts_dir: Path) -> None:
+    base_url, workdir = lab
+    shots = artifacts_dir / "jupyterlab"
+    shots.mkdir(exist_ok=True)
+    answers = _solution_sources(ASSIGNMENT)
+    page, errors = _open_notebook(browser, base_url, "answered.ipynb")
+    cells = _answer_cell_indices(page)
+    assert set(cells) == set(answers), "the exercise's answer cells differ from the solution's"
+
+    # Type each answer the way a student does: click into the cell, select its stub, type.
+    for grade_id, index in cells.items():
+        editor = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".cm-content")
+        editor.scroll_into_view_if_needed()
+        editor.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.insert_text(answers[grade_id])
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+S")
+    page.wait_for_function(
+        "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000
+    )
+
+    # Run every cell; no cell may show an error.
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        """() => {
+            const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+            return cells.filter(c => c.model.type === 'code')
+                        .every(c => c.model.executionCount !== null);
+        }""",
+        timeout=180_000,
+    )
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
+    page.screenshot(path=str(shots / "answered-run.png"))
+    assert (
+        page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+        ).count()
+        == 0
+    )
+    assert not errors, f"JavaScript errors in JupyterLab: {errors}"
+
+    saved = json.loads((workdir / "answered.ipynb").read_text())
+    saved_sources = {
+        c["metadata"]["nbgrader"]["grade_id"]: "".join(c["source"])
+        for c in saved["cells"]
+        if c["metadata"].get("nbgrader", {}).get("solution")
+    }
+    assert all("NotImplementedError" not in src for src in saved_sources.values())
+
+    verdict = _validate(page, shots, "answered")
+    assert re.search(r"Success", verdict), verdict
+    page.close()
+
+
+def test_untouched_exercise_fails_validation(lab, browser, artifacts_dir: Path) -> None:
+    base_url, _ = lab
+    shots = artifacts_dir / "jupyterlab"
+    shots.mkdir(exist_ok=True)
+    page, errors = _open_notebook(browser, base_url, "untouched.ipynb")
+    verdict = _validate(page, shots, "untouched")
+    assert not re.search(r"Success", verdict), verdict
+    assert "NotImplementedError" in verdict or re.search(r"fail", verdict, re.I), verdict
+    assert not errors, f"JavaScript errors in JupyterLab: {errors}"
+    page.close()
