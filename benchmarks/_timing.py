@@ -22,9 +22,22 @@ def median_seconds(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) 
 def compare(
     ours: Callable[[], object], reference: Callable[[], object], repeats: int = 7
 ) -> tuple[float, float, float]:
-    """Time ``ours`` and ``reference`` interleaved; return (ours_s, reference_s, ratio)."""
-    ours_s = median_seconds(ours, repeats=repeats)
-    reference_s = median_seconds(reference, repeats=repeats)
+    """Time ``ours`` and ``reference`` in alternation; return (ours_s, reference_s, ratio).
+
+    Alternating the two runs exposes both to the same load on the machine, so the ratio stays
+    meaningful even when the absolute times drift.
+    """
+    for _ in range(2):
+        ours()
+        reference()
+    ours_times, reference_times = [], []
+    for _ in range(repeats):
+        for fn, times in ((ours, ours_times), (reference, reference_times)):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    ours_s = statistics.median(ours_times)
+    reference_s = statistics.median(reference_times)
     return ours_s, reference_s, ours_s / reference_s
 
 
