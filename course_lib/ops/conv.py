@@ -1,5 +1,831 @@
-"""1-D and 2-D convolution and cross-correlation, conv2d and conv_transpose2d, loop and fast."""
+"""1-D and 2-D convolution and cross-correlation, conv2d and conv_transpose2d, loop and fast.
+
+Each operator comes twice. The ``*_naive`` version is the definition written as loops over the
+output positions, to be read line by line. The version under the plain name gives the same numbers
+(up to rounding) and is fast: it is built from matrix products (GEMMs), never from PyTorch's own
+convolution routines.
+
+How the fast ``conv2d`` works
+-----------------------------
+Pad the input and lay it out channel by channel as one long row: the ``H_pad * W_pad`` pixels of
+sample 0, then those of sample 1, and so on. For a kernel tap ``(ki, kj)`` the pixels it
+multiplies, over all output positions of the whole batch, are this row shifted by
+``ki * W_pad + kj``: a slice of memory, no copy. So the output is a sum over the ``kh * kw`` taps
+of ``weight[:, :, ki, kj] @ shifted_rows``, GEMMs of shape ``(C_out, C_in) @ (C_in, columns)``
+accumulated in place, piece by cache-sized piece of the columns. The slices also produce values
+at the padding positions to the right of and below each sample's outputs; those are thrown away
+at the end. A stride ``s`` first splits the padded input into ``s * s`` *phases* (every ``s``-th
+row and column starting at each offset), inside which every tap is again a plain shift. When
+``C_in / groups`` is small the per-tap GEMMs are too thin to be efficient, so all the windows
+are first copied into one column matrix (im2col, from a strided view of the padded input) and
+multiplied in one GEMM instead. The
+backward pass (:mod:`course_lib.ops.conv_backward`) and ``conv_transpose2d`` run the same taps
+the other way: ``weight_tap.T @ dout`` added back onto the shifted slices.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from course_lib._validate import (
+    as_pair,
+    check_non_negative,
+    check_positive,
+    check_same_device_dtype,
+    check_tensor,
+)
+from course_lib.ops.padding import Padding4, pad2d, resolve_padding
+
+__all__ = [
+    "conv2d",
+    "conv2d_naive",
+    "conv_transpose2d",
+    "conv_transpose2d_naive",
+    "convolve1d",
+    "convolve1d_naive",
+    "convolve2d",
+    "corr2d",
+    "corr2d_naive",
+    "correlate1d",
+    "correlate1d_naive",
+]
+
+SIGNAL_MODES = ("valid", "same", "full")
+
+# Below this many input channels per group a tap's GEMM is too thin: use one im2col GEMM.
+_COLUMNS_BELOW_CHANNELS = 16
+# The grid is processed in pieces of about this many bytes of operands: they stay in the CPU
+# caches, and few large GEMM calls keep the cost of starting the threads low.
+_CHUNK_BYTES = 16 * 2**20
+_MIN_CHUNK = 512
+
+
+# --------------------------------------------------------------------------------------------
+# 1-D signals
+# --------------------------------------------------------------------------------------------
+
+
+def _check_signal(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> None:
+    check_tensor(x, "x", 1, "(L,)")
+    check_tensor(kernel, "kernel", 1, "(K,)")
+    check_same_device_dtype(x=x, kernel=kernel)
+    if mode not in SIGNAL_MODES:
+        raise ValueError(f"mode must be one of {SIGNAL_MODES}, got {mode!r}")
+    if x.shape[0] == 0 or kernel.shape[0] == 0:
+        raise ValueError(
+            f"x and kernel must not be empty, got x of length {x.shape[0]} "
+            f"and kernel of length {kernel.shape[0]}"
+        )
+    if mode != "full" and kernel.shape[0] > x.shape[0]:
+        raise ValueError(
+            f"kernel of length {kernel.shape[0]} is longer than x of length {x.shape[0]}; "
+            f"mode={mode!r} needs len(kernel) <= len(x) (mode='full' works for any length)"
+        )
+
+
+def _signal_padding(kernel_length: int, mode: str) -> tuple[int, int]:
+    """(left, right) zeros for a 1-D correlation; "same" is centred like numpy's."""
+    if mode == "valid":
+        return (0, 0)
+    if mode == "same":
+        return (kernel_length // 2, (kernel_length - 1) // 2)
+    return (kernel_length - 1, kernel_length - 1)
+
+
+def correlate1d_naive(x: torch.Tensor, kernel: torch.Tensor, mode: str = "valid") -> torch.Tensor:
+    """Cross-correlation of a signal with a kernel, one output at a time (as ``numpy.correlate``).
+
+    x: (L,), kernel: (K,) -> (L - K + 1,) for "valid", (L,) for "same", (L + K - 1,) for "full".
+    ``y[i] = sum_k x_padded[i + k] * kernel[k]``: the kernel slides over x without flipping.
+    """
+    _check_signal(x, kernel, mode)
+    left, right = _signal_padding(kernel.shape[0], mode)
+    x_padded = torch.cat([x.new_zeros(left), x, x.new_zeros(right)])
+    kernel_length = kernel.shape[0]
+    out_length = x_padded.shape[0] - kernel_length + 1
+    out = x.new_zeros(out_length)
+    for i in range(out_length):
+        window = x_padded[i : i + kernel_length]
+        out[i] = (window * kernel).sum()
+    return out
+
+
+def correlate1d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "valid") -> torch.Tensor:
+    """Fast cross-correlation: all windows as a strided view, times the kernel.
+
+    x: (L,), kernel: (K,); same output as :func:`correlate1d_naive`.
+    """
+    _check_signal(x, kernel, mode)
+    left, right = _signal_padding(kernel.shape[0], mode)
+    x_padded = torch.cat([x.new_zeros(left), x, x.new_zeros(right)])
+    windows = x_padded.unfold(0, kernel.shape[0], 1)  # (L_out, K), a view
+    return windows @ kernel
+
+
+def convolve1d_naive(x: torch.Tensor, kernel: torch.Tensor, mode: str = "valid") -> torch.Tensor:
+    """True convolution, one output at a time (as ``numpy.convolve``).
+
+    x: (L,), kernel: (K,). The full convolution is ``y[n] = sum_k x[n - k] * kernel[k]`` for
+    ``n = 0 .. L + K - 2``; "valid" keeps the outputs where the kernel lies inside x and "same"
+    the ``L`` outputs centred in the full result.
+    """
+    _check_signal(x, kernel, mode)
+    length, kernel_length = x.shape[0], kernel.shape[0]
+    full = x.new_zeros(length + kernel_length - 1)
+    for n in range(full.shape[0]):
+        total = x.new_zeros(())
+        for k in range(kernel_length):
+            if 0 <= n - k < length:
+                total = total + x[n - k] * kernel[k]
+        full[n] = total
+    if mode == "full":
+        return full
+    if mode == "valid":
+        return full[kernel_length - 1 : length]
+    start = (kernel_length - 1) // 2
+    return full[start : start + length]
+
+
+def convolve1d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "valid") -> torch.Tensor:
+    """Fast true convolution: a cross-correlation with the kernel reversed.
+
+    x: (L,), kernel: (K,); same output as :func:`convolve1d_naive` and ``numpy.convolve``.
+    """
+    _check_signal(x, kernel, mode)
+    return correlate1d(x, kernel.flip(0), mode)
+
+
+# --------------------------------------------------------------------------------------------
+# 2-D, one channel
+# --------------------------------------------------------------------------------------------
+
+
+def _check_image_and_kernel(x: torch.Tensor, kernel: torch.Tensor) -> None:
+    check_tensor(x, "x", 2, "(H, W)")
+    check_tensor(kernel, "kernel", 2, "(kh, kw)")
+    check_same_device_dtype(x=x, kernel=kernel)
+    if kernel.shape[0] == 0 or kernel.shape[1] == 0:
+        raise ValueError(f"kernel must not be empty, got shape {tuple(kernel.shape)}")
+
+
+def _check_kernel_fits(x: torch.Tensor, kernel: torch.Tensor) -> None:
+    if kernel.shape[0] > x.shape[0] or kernel.shape[1] > x.shape[1]:
+        raise ValueError(
+            f"kernel of size {tuple(kernel.shape)} is larger than the input of size "
+            f"{tuple(x.shape)}; pad the input or use a smaller kernel"
+        )
+
+
+def corr2d_naive(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Valid 2-D cross-correlation, one output pixel at a time.
+
+    x: (H, W), kernel: (kh, kw) -> (H - kh + 1, W - kw + 1), with
+    ``y[i, j] = sum_{a, b} x[i + a, j + b] * kernel[a, b]``.
+    """
+    _check_image_and_kernel(x, kernel)
+    _check_kernel_fits(x, kernel)
+    kh, kw = kernel.shape
+    out = x.new_zeros(x.shape[0] - kh + 1, x.shape[1] - kw + 1)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = (x[i : i + kh, j : j + kw] * kernel).sum()
+    return out
+
+
+def corr2d(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Fast valid 2-D cross-correlation: all windows as a strided view, contracted with the kernel.
+
+    x: (H, W), kernel: (kh, kw) -> (H - kh + 1, W - kw + 1).
+    """
+    _check_image_and_kernel(x, kernel)
+    _check_kernel_fits(x, kernel)
+    kh, kw = kernel.shape
+    windows = x.unfold(0, kh, 1).unfold(1, kw, 1)  # (H_out, W_out, kh, kw), a view
+    return torch.tensordot(windows, kernel, dims=([2, 3], [0, 1]))
+
+
+def convolve2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "valid") -> torch.Tensor:
+    """True 2-D convolution (kernel flipped in both axes), like ``scipy.signal.convolve2d``.
+
+    x: (H, W), kernel: (kh, kw) -> (H - kh + 1, W - kw + 1) for "valid", (H, W) for "same",
+    (H + kh - 1, W + kw - 1) for "full". Compare with :func:`corr2d`, which does not flip.
+    """
+    _check_image_and_kernel(x, kernel)
+    if mode not in SIGNAL_MODES:
+        raise ValueError(f"mode must be one of {SIGNAL_MODES}, got {mode!r}")
+    if mode == "valid":
+        _check_kernel_fits(x, kernel)
+    kh, kw = kernel.shape
+    top, bottom = _signal_padding(kh, mode)
+    left, right = _signal_padding(kw, mode)
+    x_padded = pad2d(x, (top, bottom, left, right))
+    return corr2d(x_padded, kernel.flip(0, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Checks for conv2d and conv_transpose2d
+# --------------------------------------------------------------------------------------------
+
+
+def _check_groups(groups: object) -> int:
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    return groups
+
+
+def _check_conv2d_args(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int] | str,
+    dilation: int | Sequence[int],
+    groups: int,
+) -> tuple[tuple[int, int], Padding4, tuple[int, int], int]:
+    """Validate the arguments of conv2d; return (stride, (top, bottom, left, right), dilation,
+    groups)."""
+    check_tensor(x, "x", 4, "(N, C, H, W)")
+    check_tensor(weight, "weight", 4, "(C_out, C_in/groups, kh, kw)")
+    if bias is not None:
+        check_tensor(bias, "bias", 1, "(C_out,)")
+    check_same_device_dtype(x=x, weight=weight, bias=bias)
+    stride_hw = as_pair(stride, "stride")
+    dilation_hw = as_pair(dilation, "dilation")
+    check_positive(stride_hw, "stride")
+    check_positive(dilation_hw, "dilation")
+    groups = _check_groups(groups)
+    c_in = x.shape[1]
+    c_out, c_per_group, kh, kw = weight.shape
+    if c_out == 0 or kh == 0 or kw == 0:
+        raise ValueError(f"weight must not be empty, got shape {tuple(weight.shape)}")
+    if c_in % groups != 0:
+        raise ValueError(f"groups={groups} must divide the input channels, but x has C_in={c_in}")
+    if c_out % groups != 0:
+        raise ValueError(
+            f"groups={groups} must divide the output channels, but weight has C_out={c_out}"
+        )
+    if c_per_group * groups != c_in:
+        raise ValueError(
+            f"channel mismatch: x has C_in={c_in} channels, so with groups={groups} the weight "
+            f"needs C_in/groups={c_in // groups} input channels per filter, "
+            f"got weight of shape {tuple(weight.shape)}"
+        )
+    if bias is not None and bias.shape[0] != c_out:
+        raise ValueError(
+            f"expected bias of shape (C_out,) = ({c_out},), got shape {tuple(bias.shape)}"
+        )
+    if isinstance(padding, str) and padding == "same" and stride_hw != (1, 1):
+        raise ValueError(f"padding='same' needs stride 1, got stride={stride_hw}")
+    pads = resolve_padding(padding, (kh, kw), dilation_hw)
+    padded_h = x.shape[2] + pads[0] + pads[1]
+    padded_w = x.shape[3] + pads[2] + pads[3]
+    extent_h = dilation_hw[0] * (kh - 1) + 1
+    extent_w = dilation_hw[1] * (kw - 1) + 1
+    if extent_h > padded_h or extent_w > padded_w:
+        raise ValueError(
+            f"the kernel of size ({kh}, {kw}) with dilation {dilation_hw} covers "
+            f"({extent_h}, {extent_w}) pixels, larger than the padded input of size "
+            f"({padded_h}, {padded_w}); use a smaller kernel or more padding"
+        )
+    return stride_hw, pads, dilation_hw, groups
+
+
+def _conv_output_size(size: int, pad_total: int, kernel: int, stride: int, dilation: int) -> int:
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _check_conv_transpose2d_args(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int],
+    output_padding: int | Sequence[int],
+    dilation: int | Sequence[int],
+    groups: int,
+) -> tuple[tuple[int, int], Padding4, tuple[int, int], int, tuple[int, int]]:
+    """Validate conv_transpose2d; return (stride, pads, dilation, groups, output (H, W))."""
+    check_tensor(x, "x", 4, "(N, C_in, H, W)")
+    check_tensor(weight, "weight", 4, "(C_in, C_out/groups, kh, kw)")
+    if bias is not None:
+        check_tensor(bias, "bias", 1, "(C_out,)")
+    check_same_device_dtype(x=x, weight=weight, bias=bias)
+    if isinstance(padding, str):
+        raise ValueError(
+            f"conv_transpose2d takes padding as an int or a pair of ints, got {padding!r}"
+        )
+    stride_hw = as_pair(stride, "stride")
+    dilation_hw = as_pair(dilation, "dilation")
+    padding_hw = as_pair(padding, "padding")
+    output_padding_hw = as_pair(output_padding, "output_padding")
+    check_positive(stride_hw, "stride")
+    check_positive(dilation_hw, "dilation")
+    check_non_negative(padding_hw, "padding")
+    check_non_negative(output_padding_hw, "output_padding")
+    groups = _check_groups(groups)
+    c_in = x.shape[1]
+    c_in_weight, c_out_per_group, kh, kw = weight.shape
+    if c_out_per_group == 0 or kh == 0 or kw == 0:
+        raise ValueError(f"weight must not be empty, got shape {tuple(weight.shape)}")
+    if c_in % groups != 0:
+        raise ValueError(f"groups={groups} must divide the input channels, but x has C_in={c_in}")
+    if c_in_weight != c_in:
+        raise ValueError(
+            f"channel mismatch: x has C_in={c_in} channels but weight of shape "
+            f"{tuple(weight.shape)} expects {c_in_weight} (weight is (C_in, C_out/groups, kh, kw))"
+        )
+    c_out = c_out_per_group * groups
+    if bias is not None and bias.shape[0] != c_out:
+        raise ValueError(
+            f"expected bias of shape (C_out,) = ({c_out},), got shape {tuple(bias.shape)}"
+        )
+    for name, op, s, d in zip("HW", output_padding_hw, stride_hw, dilation_hw, strict=True):
+        if op >= max(s, d):
+            raise ValueError(
+                f"output_padding must be smaller than stride or dilation, got output_padding "
+                f"{op} with stride {s} and dilation {d} along {name}"
+            )
+    out_hw = tuple(
+        (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for size, s, p, d, k, op in zip(
+            x.shape[2:],
+            stride_hw,
+            padding_hw,
+            dilation_hw,
+            (kh, kw),
+            output_padding_hw,
+            strict=True,
+        )
+    )
+    if min(out_hw) < 1:
+        raise ValueError(
+            f"the output of conv_transpose2d would have size {out_hw}; the padding "
+            f"{padding_hw} removes more than the transposed convolution produces"
+        )
+    pads = (padding_hw[0], padding_hw[0], padding_hw[1], padding_hw[1])
+    return stride_hw, pads, dilation_hw, groups, (int(out_hw[0]), int(out_hw[1]))
+
+
+# --------------------------------------------------------------------------------------------
+# conv2d and conv_transpose2d, the loop versions
+# --------------------------------------------------------------------------------------------
+
+
+def conv2d_naive(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """2-D convolution (cross-correlation, as in deep learning), one output value at a time.
+
+    x: (N, C_in, H, W), weight: (C_out, C_in/groups, kh, kw), bias: (C_out,) or None
+    -> (N, C_out, H_out, W_out) with ``H_out = (H + pad_h - dilation*(kh - 1) - 1) // stride + 1``.
+    ``padding`` is an int, a pair, "valid", "same" or "full". With ``groups`` the channels are
+    split into groups and filter ``f`` only sees the input channels of its group.
+    """
+    (sh, sw), pads, (dh, dw), groups = _check_conv2d_args(
+        x, weight, bias, stride, padding, dilation, groups
+    )
+    x_padded = pad2d(x, pads)
+    n_batch, _, padded_h, padded_w = x_padded.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    filters_per_group = c_out // groups
+    out_h = (padded_h - dh * (kh - 1) - 1) // sh + 1
+    out_w = (padded_w - dw * (kw - 1) - 1) // sw + 1
+    out = x.new_zeros(n_batch, c_out, out_h, out_w)
+    for n in range(n_batch):
+        for f in range(c_out):
+            group = f // filters_per_group
+            channels = slice(group * c_per_group, (group + 1) * c_per_group)
+            for i in range(out_h):
+                for j in range(out_w):
+                    # the pixels the kernel sees at this position: (C_in/groups, kh, kw)
+                    rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+                    cols = slice(j * sw, j * sw + dw * (kw - 1) + 1, dw)
+                    window = x_padded[n, channels, rows, cols]
+                    out[n, f, i, j] = (window * weight[f]).sum()
+            if bias is not None:
+                out[n, f] += bias[f]
+    return out
+
+
+def conv_transpose2d_naive(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """Transposed convolution, one input value at a time: each input pixel stamps the kernel.
+
+    x: (N, C_in, H, W), weight: (C_in, C_out/groups, kh, kw), bias: (C_out,) or None
+    -> (N, C_out, H_out, W_out) with
+    ``H_out = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1``.
+    Input pixel ``(i, j)`` adds ``x[n, c, i, j] * weight[c]`` at rows ``i*stride + a*dilation``
+    and columns ``j*stride + b*dilation`` of a large canvas; overlapping stamps add up. The
+    canvas is then cropped by ``padding`` on each side (``output_padding`` extra at the end).
+    """
+    (sh, sw), pads, (dh, dw), groups, (out_h, out_w) = _check_conv_transpose2d_args(
+        x, weight, bias, stride, padding, output_padding, dilation, groups
+    )
+    n_batch, c_in, height, width = x.shape
+    _, c_out_per_group, kh, kw = weight.shape
+    c_in_per_group = c_in // groups
+    top, left = pads[0], pads[2]
+    canvas_h = max(top + out_h, (height - 1) * sh + dh * (kh - 1) + 1)
+    canvas_w = max(left + out_w, (width - 1) * sw + dw * (kw - 1) + 1)
+    canvas = x.new_zeros(n_batch, c_out_per_group * groups, canvas_h, canvas_w)
+    for n in range(n_batch):
+        for c in range(c_in):
+            group = c // c_in_per_group
+            out_channels = slice(group * c_out_per_group, (group + 1) * c_out_per_group)
+            for i in range(height):
+                for j in range(width):
+                    rows = slice(i * sh, i * sh + dh * (kh - 1) + 1, dh)
+                    cols = slice(j * sw, j * sw + dw * (kw - 1) + 1, dw)
+                    canvas[n, out_channels, rows, cols] += x[n, c, i, j] * weight[c]
+    out = canvas[:, :, top : top + out_h, left : left + out_w].clone()
+    if bias is not None:
+        out += bias.view(1, -1, 1, 1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The fast engine: phases, shifted GEMMs, column matrices
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Sizes shared by the fast forward and backward passes.
+
+    The padded input is split into ``sh * sw`` phases; each phase holds, per channel, one long
+    row: the ``phase_h * phase_w`` pixels of sample 0, then of sample 1, and so on, then ``tail``
+    zeros so that every shifted slice stays inside the row. Outputs are computed on the same
+    grid of ``width = N * phase_h * phase_w`` positions; only rows ``i < out_h`` and columns
+    ``j < out_w`` of each sample are kept, the rest is discarded.
+    """
+
+    n_batch: int
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    stride: tuple[int, int]
+    pads: Padding4
+    phase_h: int
+    phase_w: int
+    # one entry per kernel tap (ki, kj), in weight order: (row phase, column phase, shift)
+    taps: tuple[tuple[int, int, int], ...]
+
+    @property
+    def width(self) -> int:
+        return self.n_batch * self.phase_h * self.phase_w
+
+    @property
+    def tail(self) -> int:
+        return max(shift for _, _, shift in self.taps)
+
+
+def _geometry(
+    n_batch: int,
+    in_hw: tuple[int, int],
+    kernel_hw: tuple[int, int],
+    stride: tuple[int, int],
+    pads: Padding4,
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int] | None = None,
+) -> _Geometry:
+    (sh, sw), (dh, dw) = stride, dilation
+    padded_h = in_hw[0] + pads[0] + pads[1]
+    padded_w = in_hw[1] + pads[2] + pads[3]
+    if out_hw is None:
+        out_hw = (
+            _conv_output_size(in_hw[0], pads[0] + pads[1], kernel_hw[0], sh, dh),
+            _conv_output_size(in_hw[1], pads[2] + pads[3], kernel_hw[1], sw, dw),
+        )
+    phase_h, phase_w = -(-padded_h // sh), -(-padded_w // sw)
+    taps = []
+    for ki in range(kernel_hw[0]):
+        row_shift, row_phase = divmod(ki * dh, sh)
+        for kj in range(kernel_hw[1]):
+            col_shift, col_phase = divmod(kj * dw, sw)
+            taps.append((row_phase, col_phase, row_shift * phase_w + col_shift))
+    return _Geometry(n_batch, in_hw, out_hw, stride, pads, phase_h, phase_w, tuple(taps))
+
+
+def _phase_body(phases: torch.Tensor, geom: _Geometry) -> torch.Tensor:
+    """phases: (sh, sw, C, width + tail) -> view (sh, sw, C, N, phase_h, phase_w)."""
+    sh, sw, channels = phases.shape[:3]
+    body = phases[..., : geom.width]
+    return body.view(sh, sw, channels, geom.n_batch, geom.phase_h, geom.phase_w)
+
+
+def _phase_slices(geom: _Geometry):
+    """For each phase (a, b) that holds input pixels: (a, b, which input rows and columns,
+    where they go in the phase). Padded row ``r + top`` lies in phase ``(r + top) % sh``."""
+    (sh, sw), (top, _, left, _) = geom.stride, geom.pads
+    height, width = geom.in_hw
+    for a in range(sh):
+        first_row = (a - top) % sh  # the first input row whose padded row is in phase a
+        if first_row >= height:
+            continue
+        n_rows = len(range(first_row, height, sh))
+        row0 = (first_row + top) // sh
+        for b in range(sw):
+            first_col = (b - left) % sw
+            if first_col >= width:
+                continue
+            n_cols = len(range(first_col, width, sw))
+            col0 = (first_col + left) // sw
+            yield (
+                a,
+                b,
+                (slice(first_row, None, sh), slice(first_col, None, sw)),
+                (slice(row0, row0 + n_rows), slice(col0, col0 + n_cols)),
+            )
+
+
+def _to_phases(x: torch.Tensor, geom: _Geometry) -> torch.Tensor:
+    """x: (N, C, H, W) -> zero-padded phases (sh, sw, C, width + tail).
+
+    ``phases[a, b, c, n, u, v]`` (viewed through :func:`_phase_body`) is pixel
+    ``(u * sh + a, v * sw + b)`` of the padded image of sample n, channel c.
+    """
+    phases = x.new_zeros(*geom.stride, x.shape[1], geom.width + geom.tail)
+    body = _phase_body(phases, geom)
+    for a, b, (rows, cols), (phase_rows, phase_cols) in _phase_slices(geom):
+        body[a, b, :, :, phase_rows, phase_cols] = x[:, :, rows, cols].transpose(0, 1)
+    return phases
+
+
+def _from_phases(phases: torch.Tensor, geom: _Geometry) -> torch.Tensor:
+    """Inverse of :func:`_to_phases`, dropping the padding: -> (N, C, H, W)."""
+    body = _phase_body(phases, geom)
+    x = phases.new_empty(geom.n_batch, phases.shape[2], *geom.in_hw)
+    for a, b, (rows, cols), (phase_rows, phase_cols) in _phase_slices(geom):
+        x[:, :, rows, cols] = body[a, b, :, :, phase_rows, phase_cols].transpose(0, 1)
+    return x  # every pixel of x lies in exactly one phase, so all of x is written
+
+
+def _use_columns(channels_per_group: int) -> bool:
+    return channels_per_group < _COLUMNS_BELOW_CHANNELS
+
+
+def _chunks(geom: _Geometry, bytes_per_column: int):
+    """Split the grid into pieces whose operands fit in the CPU caches."""
+    step = max(_MIN_CHUNK, _CHUNK_BYTES // max(1, bytes_per_column))
+    for start in range(0, geom.width, step):
+        yield start, min(geom.width, start + step)
+
+
+def _columns(
+    phases: torch.Tensor, geom: _Geometry, kernel_hw: tuple[int, int], start: int, stop: int
+) -> torch.Tensor:
+    """im2col of grid columns [start, stop): phases (sh, sw, C, ...) -> (C, kh*kw, stop - start)."""
+    channels = phases.shape[2]
+    kh, kw = kernel_hw
+    if geom.stride == (1, 1):
+        # One phase: every tap is a shift, so the columns are one strided view, copied once.
+        plane = phases[0, 0]
+        row_step = geom.taps[kw][2] if kh > 1 else 0
+        col_step = geom.taps[1][2] if kw > 1 else 0
+        view = plane.as_strided(
+            (channels, kh, kw, stop - start),
+            (plane.stride(0), row_step, col_step, 1),
+            plane.storage_offset() + start,
+        )
+        return view.reshape(channels, kh * kw, stop - start).contiguous()
+    columns = phases.new_empty(channels, kh * kw, stop - start)
+    for k, (a, b, shift) in enumerate(geom.taps):
+        columns[:, k] = phases[a, b, :, start + shift : stop + shift]
+    return columns
+
+
+def _im2col(
+    x_padded: torch.Tensor,
+    kernel_hw: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    first_row: int,
+    last_row: int,
+    out_w: int,
+) -> torch.Tensor:
+    """Columns for output rows [first_row, last_row): x_padded (N, C, H_pad, W_pad)
+    -> (C * kh * kw, N * rows * out_w), entry ``[(c, ki, kj), (n, i, j)] =
+    x_padded[n, c, i*sh + ki*dh, j*sw + kj*dw]``. One strided view, copied once."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_hw, stride, dilation
+    n_batch, channels = x_padded.shape[:2]
+    sn, sc, sy, sx = x_padded.stride()
+    view = x_padded.as_strided(
+        (channels, kh, kw, n_batch, last_row - first_row, out_w),
+        (sc, dh * sy, dw * sx, sn, sh * sy, sw * sx),
+        x_padded.storage_offset() + first_row * sh * sy,
+    )
+    return view.reshape(channels * kh * kw, -1)
+
+
+def _conv2d_fast(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, int],
+    pads: Padding4,
+    dilation: tuple[int, int],
+    groups: int,
+) -> torch.Tensor:
+    """conv2d on validated arguments. x: (N, C_in, H, W) -> (N, C_out, H_out, W_out)."""
+    n_batch, c_in = x.shape[:2]
+    c_out, c_per_group, kh, kw = weight.shape
+    filters_per_group = c_out // groups
+    size = x.element_size()
+    geom = _geometry(n_batch, (x.shape[2], x.shape[3]), (kh, kw), stride, pads, dilation)
+    out_h, out_w = geom.out_hw
+    if _use_columns(c_per_group):
+        # Few channels: classic im2col, one GEMM per group of output rows.
+        weight_matrix = weight.reshape(groups, filters_per_group, c_per_group * kh * kw)
+        x_padded = pad2d(x, pads)
+        out = x.new_empty(groups, filters_per_group, n_batch, out_h, out_w)
+        per_row = (c_in * kh * kw + c_out) * n_batch * out_w * size
+        step = max(1, _CHUNK_BYTES // per_row)
+        for first in range(0, out_h, step):
+            last = min(out_h, first + step)
+            columns = _im2col(x_padded, (kh, kw), stride, dilation, first, last, out_w)
+            columns = columns.reshape(groups, c_per_group * kh * kw, -1)
+            if first == 0 and last == out_h:
+                torch.bmm(weight_matrix, columns, out=out.view(groups, filters_per_group, -1))
+            else:
+                rows = torch.bmm(weight_matrix, columns)
+                out[:, :, :, first:last] = rows.view(out[:, :, :, first:last].shape)
+        kept = out.view(c_out, n_batch, out_h, out_w).transpose(0, 1)
+    else:
+        # weight per tap: (groups, kh*kw, C_out/groups, C_in/groups), each a contiguous matrix
+        weight_taps = (
+            weight.view(groups, filters_per_group, c_per_group, kh * kw)
+            .permute(0, 3, 1, 2)
+            .contiguous()
+        )
+        out = x.new_empty(groups, filters_per_group, geom.width)
+        phases = _to_phases(x, geom)
+        flat = phases.view(*geom.stride, groups, c_per_group, -1)
+        for start, stop in _chunks(geom, (c_per_group + filters_per_group) * size):
+            for g in range(groups):
+                acc = out[g, :, start:stop]  # (C_out/groups, columns)
+                for k, (a, b, shift) in enumerate(geom.taps):
+                    shifted = flat[a, b, g, :, start + shift : stop + shift]
+                    if k == 0:
+                        torch.mm(weight_taps[g, k], shifted, out=acc)
+                    else:
+                        acc.addmm_(weight_taps[g, k], shifted)
+        kept = out.view(c_out, n_batch, geom.phase_h, geom.phase_w)[:, :, :out_h, :out_w]
+        kept = kept.transpose(0, 1)
+    result = x.new_empty(n_batch, c_out, out_h, out_w)
+    if bias is None:
+        result.copy_(kept)
+    else:
+        torch.add(kept, bias.view(1, c_out, 1, 1), out=result)
+    return result
+
+
+def _output_grid(dout: torch.Tensor, geom: _Geometry, groups: int) -> torch.Tensor:
+    """dout: (N, C_out, H_out, W_out) -> (groups, C_out/groups, width), zeros off the outputs."""
+    c_out = dout.shape[1]
+    grid = dout.new_empty(c_out, geom.n_batch, geom.phase_h, geom.phase_w)
+    out_h, out_w = geom.out_hw
+    grid[:, :, out_h:].zero_()
+    grid[:, :, :out_h, out_w:].zero_()
+    grid[:, :, :out_h, :out_w] = dout.transpose(0, 1)
+    return grid.view(groups, c_out // groups, geom.width)
+
+
+def _input_grad_fast(
+    dout_grid: torch.Tensor, weight: torch.Tensor, geom: _Geometry, groups: int
+) -> torch.Tensor:
+    """Gradient of conv2d w.r.t. its input, i.e. a transposed convolution.
+
+    dout_grid: (groups, C_out/groups, width) from :func:`_output_grid`,
+    weight: (C_out, C_in/groups, kh, kw) -> dx: (N, C_in, H, W).
+    Every tap scatters ``weight_tap.T @ dout`` back onto the shifted slice it was read from.
+    """
+    c_out, c_per_group, kh, kw = weight.shape
+    filters_per_group = c_out // groups
+    c_in = c_per_group * groups
+    size = dout_grid.element_size()
+    d_phases = dout_grid.new_zeros(*geom.stride, c_in, geom.width + geom.tail)
+    if _use_columns(c_per_group):
+        # (groups, C_in/groups * kh*kw, C_out/groups)
+        weight_t = weight.reshape(groups, filters_per_group, -1).transpose(1, 2)
+        for start, stop in _chunks(geom, (c_in * kh * kw + c_out) * size):
+            d_columns = torch.bmm(weight_t, dout_grid[:, :, start:stop])
+            d_columns = d_columns.view(c_in, kh * kw, stop - start)
+            for k, (a, b, shift) in enumerate(geom.taps):
+                d_phases[a, b, :, start + shift : stop + shift] += d_columns[:, k]
+    else:
+        # weight per tap, transposed: (groups, kh*kw, C_in/groups, C_out/groups)
+        weight_taps_t = (
+            weight.view(groups, filters_per_group, c_per_group, kh * kw)
+            .permute(0, 3, 2, 1)
+            .contiguous()
+        )
+        d_flat = d_phases.view(*geom.stride, groups, c_per_group, -1)
+        for start, stop in _chunks(geom, (c_per_group + filters_per_group) * size):
+            for g in range(groups):
+                dout_part = dout_grid[g, :, start:stop]
+                for k, (a, b, shift) in enumerate(geom.taps):
+                    target = d_flat[a, b, g, :, start + shift : stop + shift]
+                    target.addmm_(weight_taps_t[g, k], dout_part)
+    return _from_phases(d_phases, geom)
+
+
+def _weight_grad_fast(
+    dout_grid: torch.Tensor,
+    phases: torch.Tensor,
+    weight_shape: torch.Size,
+    geom: _Geometry,
+    groups: int,
+) -> torch.Tensor:
+    """dw from the output gradient on the grid and the input's phases.
+
+    dout_grid: (groups, C_out/groups, width), phases: (sh, sw, C_in, width + tail)
+    -> dw: (C_out, C_in/groups, kh, kw). For each tap, ``dw_tap = dout @ shifted_input.T``
+    (the sum over the batch and the positions is the GEMM's inner dimension).
+    """
+    c_out, c_per_group, kh, kw = weight_shape
+    filters_per_group = c_out // groups
+    c_in = c_per_group * groups
+    size = dout_grid.element_size()
+    if _use_columns(c_per_group):
+        dw = dout_grid.new_zeros(groups, filters_per_group, c_per_group * kh * kw)
+        for start, stop in _chunks(geom, (c_in * kh * kw + c_out) * size):
+            columns = _columns(phases, geom, (kh, kw), start, stop)
+            columns = columns.view(groups, c_per_group * kh * kw, stop - start)
+            dw.baddbmm_(dout_grid[:, :, start:stop], columns.transpose(1, 2))
+        return dw.view(c_out, c_per_group, kh, kw)
+    dw_taps = dout_grid.new_zeros(groups, kh * kw, filters_per_group, c_per_group)
+    flat = phases.view(*geom.stride, groups, c_per_group, -1)
+    for start, stop in _chunks(geom, (c_per_group + filters_per_group) * size):
+        for g in range(groups):
+            dout_part = dout_grid[g, :, start:stop]
+            for k, (a, b, shift) in enumerate(geom.taps):
+                shifted = flat[a, b, g, :, start + shift : stop + shift]
+                dw_taps[g, k].addmm_(dout_part, shifted.t())
+    return dw_taps.permute(0, 2, 3, 1).reshape(c_out, c_per_group, kh, kw)
+
+
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """Fast 2-D convolution with the semantics of ``torch.nn.functional.conv2d``.
+
+    x: (N, C_in, H, W), weight: (C_out, C_in/groups, kh, kw), bias: (C_out,) or None
+    -> (N, C_out, H_out, W_out). ``padding`` is an int, a pair, "valid", "same" or "full";
+    ``groups=C_in`` gives a depthwise convolution. See the module docstring for the method.
+    """
+    stride_hw, pads, dilation_hw, groups = _check_conv2d_args(
+        x, weight, bias, stride, padding, dilation, groups
+    )
+    return _conv2d_fast(x, weight, bias, stride_hw, pads, dilation_hw, groups)
+
+
+def conv_transpose2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    """Fast transposed convolution with the semantics of ``torch.nn.functional.conv_transpose2d``.
+
+    x: (N, C_in, H, W), weight: (C_in, C_out/groups, kh, kw), bias: (C_out,) or None
+    -> (N, C_out, H_out, W_out), ``H_out = (H - 1)*stride - 2*padding + dilation*(kh - 1)
+    + output_padding + 1``. It is the input gradient of a conv2d that maps (N, C_out, H_out,
+    W_out) to x's shape with the same weight, computed by the same shifted GEMMs.
+    """
+    stride_hw, pads, dilation_hw, groups, out_hw = _check_conv_transpose2d_args(
+        x, weight, bias, stride, padding, output_padding, dilation, groups
+    )
+    kernel_hw = (weight.shape[2], weight.shape[3])
+    geom = _geometry(
+        x.shape[0], out_hw, kernel_hw, stride_hw, pads, dilation_hw, out_hw=tuple(x.shape[2:])
+    )
+    out = _input_grad_fast(_output_grid(x, geom, groups), weight, geom, groups)
+    if bias is not None:
+        out += bias.view(1, -1, 1, 1)
+    return out
