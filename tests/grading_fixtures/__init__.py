@@ -1,0 +1,1 @@
+"""Simulated student submissions for the grading tests and the autograde benchmark."""
