@@ -1,0 +1,120 @@
+"""Animations for the website: matplotlib ``FuncAnimation`` rendered to self-contained HTML/JS.
+
+A reader of the website cannot run an ipywidgets explorer, so the chapters show them an
+animation instead. Both helpers here return an :class:`IPython.display.HTML` object whose frames
+are embedded as PNG images (``to_jshtml``): no external script, no network. The sliding-window
+animation of convolution and pooling lives in :mod:`course_lib.plots`; this module adds a generic
+wrapper and the backward pass of max pooling.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import HTML
+from matplotlib.animation import Animation, FuncAnimation
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from course_lib._validate import as_pair, check_positive
+from course_lib.plots import show_grid, to_numpy
+
+__all__ = ["embed", "jshtml", "max_pool_backward_animation"]
+
+# matplotlib's player links a Font Awesome stylesheet on a CDN for its button icons. The book's
+# theme already ships Font Awesome, and the website must not load anything from elsewhere.
+_CDN_STYLESHEET = re.compile(r"<link[^>]*rel=[\"']stylesheet[\"'][^>]*https?://[^>]*>", re.DOTALL)
+
+
+def embed(animation: Animation | str, default_mode: str = "loop") -> HTML:
+    """An animation (or the HTML of ``to_jshtml``) as self-contained HTML for a notebook cell.
+
+    External stylesheet links are removed, so the page loads nothing from the network.
+    """
+    html = (
+        animation if isinstance(animation, str) else animation.to_jshtml(default_mode=default_mode)
+    )
+    return HTML(_CDN_STYLESHEET.sub("", html))
+
+
+def jshtml(
+    fig: Figure,
+    update: Callable[[int], object],
+    frames: int,
+    interval_ms: int = 600,
+    default_mode: str = "loop",
+) -> HTML:
+    """Render ``update(0) ... update(frames - 1)`` drawn on ``fig`` as an embedded JS animation.
+
+    The figure is closed afterwards so that the notebook does not also show it as a still image.
+    """
+    check_positive(frames, "frames")
+    anim = FuncAnimation(fig, update, frames=frames, interval=interval_ms, blit=False)
+    html = anim.to_jshtml(default_mode=default_mode)
+    plt.close(fig)
+    return embed(html)
+
+
+def max_pool_backward_animation(
+    x: torch.Tensor | np.ndarray,
+    dout: torch.Tensor | np.ndarray,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] | None = None,
+    interval_ms: int = 900,
+) -> HTML:
+    """Animate how max pooling sends each output gradient back to its window's maximum.
+
+    x: (H, W) input of the pooling layer; dout: (H_out, W_out) gradient of the loss with
+    respect to the pooled output (no padding, floor mode). Frame ``k`` routes ``dout`` of output
+    cell ``k`` (row-major) to the first maximum of its window and adds it to the input gradient,
+    so overlapping windows visibly sum their contributions.
+    """
+    values = to_numpy(x).astype(float)
+    grads = to_numpy(dout).astype(float)
+    if values.ndim != 2 or grads.ndim != 2:
+        raise ValueError(
+            f"expected x (H, W) and dout (H_out, W_out), got {values.shape} and {grads.shape}"
+        )
+    kh, kw = as_pair(kernel_size, "kernel_size")
+    sh, sw = as_pair(kernel_size if stride is None else stride, "stride")
+    check_positive((kh, kw, sh, sw), "kernel_size and stride")
+    out_h = (values.shape[0] - kh) // sh + 1
+    out_w = (values.shape[1] - kw) // sw + 1
+    if grads.shape != (out_h, out_w):
+        raise ValueError(f"expected dout of shape {(out_h, out_w)}, got {grads.shape}")
+
+    steps: list[tuple[int, int, int, int, np.ndarray]] = []
+    dx = np.zeros_like(values)
+    for i in range(out_h):
+        for j in range(out_w):
+            window = values[i * sh : i * sh + kh, j * sw : j * sw + kw]
+            r, c = divmod(int(np.argmax(window)), kw)
+            dx[i * sh + r, j * sw + c] += grads[i, j]
+            steps.append((i, j, i * sh + r, j * sw + c, dx.copy()))
+    limit = float(np.abs(dx).max()) or 1.0
+
+    fig, axes = plt.subplots(
+        1,
+        3,
+        figsize=(9.0, 3.4),
+        dpi=72,
+        gridspec_kw={"width_ratios": [values.shape[1], out_w, values.shape[1]]},
+    )
+    caption = fig.text(0.5, 0.02, "", ha="center", fontsize=10)
+
+    def draw(frame: int) -> None:
+        i, j, r, c, partial = steps[frame]
+        for ax in axes:
+            ax.clear()
+        show_grid(values, axes[0], title="input x", highlight=(i * sh, j * sw, kh, kw))
+        axes[0].add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="gold", lw=3))
+        show_grid(grads, axes[1], title="dout", cmap="Oranges", highlight=(i, j, 1, 1))
+        show_grid(partial, axes[2], title="dx so far", cmap="RdBu", vmin=-limit, vmax=limit)
+        axes[2].add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="gold", lw=3))
+        caption.set_text(f"dout[{i}, {j}] goes to the window's maximum x[{r}, {c}] and is added")
+
+    return jshtml(fig, draw, frames=len(steps), interval_ms=interval_ms)
