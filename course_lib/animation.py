@@ -9,7 +9,6 @@ wrapper and the backward pass of max pooling.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -21,13 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from course_lib._validate import as_pair, check_positive
-from course_lib.plots import show_grid, to_numpy
+from course_lib.plots import animation_html, show_grid, strip_external_stylesheets, to_numpy
 
 __all__ = ["embed", "jshtml", "max_pool_backward_animation"]
-
-# matplotlib's player links a Font Awesome stylesheet on a CDN for its button icons. The book's
-# theme already ships Font Awesome, and the website must not load anything from elsewhere.
-_CDN_STYLESHEET = re.compile(r"<link[^>]*rel=[\"']stylesheet[\"'][^>]*https?://[^>]*>", re.DOTALL)
 
 
 def embed(animation: Animation | str, default_mode: str = "loop") -> HTML:
@@ -35,10 +30,9 @@ def embed(animation: Animation | str, default_mode: str = "loop") -> HTML:
 
     External stylesheet links are removed, so the page loads nothing from the network.
     """
-    html = (
-        animation if isinstance(animation, str) else animation.to_jshtml(default_mode=default_mode)
-    )
-    return HTML(_CDN_STYLESHEET.sub("", html))
+    if isinstance(animation, str):
+        return HTML(strip_external_stylesheets(animation))
+    return HTML(animation_html(animation, default_mode=default_mode))
 
 
 def jshtml(
@@ -54,9 +48,9 @@ def jshtml(
     """
     check_positive(frames, "frames")
     anim = FuncAnimation(fig, update, frames=frames, interval=interval_ms, blit=False)
-    html = anim.to_jshtml(default_mode=default_mode)
+    html = animation_html(anim, default_mode=default_mode)
     plt.close(fig)
-    return embed(html)
+    return HTML(html)
 
 
 def max_pool_backward_animation(

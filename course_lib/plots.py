@@ -17,6 +17,7 @@ The helpers are used across Part I of the book:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "sliding_window_output",
     "sliding_window_animation",
     "animation_html",
+    "strip_external_stylesheets",
     "output_grid_figure",
 ]
 
@@ -457,13 +459,24 @@ def sliding_window_animation(
     return anim
 
 
+# matplotlib's player links a Font Awesome stylesheet on a CDN for its button icons. The book's
+# theme already ships Font Awesome, and the website must not load anything from elsewhere.
+_CDN_STYLESHEET = re.compile(r"<link[^>]*rel=[\"']stylesheet[\"'][^>]*https?://[^>]*>", re.DOTALL)
+
+
+def strip_external_stylesheets(html: str) -> str:
+    """Remove ``<link rel="stylesheet">`` tags that point to another site."""
+    return _CDN_STYLESHEET.sub("", html)
+
+
 def animation_html(anim: animation.Animation, *, default_mode: str = "once") -> str:
     """Render an animation to a self-contained HTML/JavaScript player (frames embedded as PNG).
 
     The string can be shown in a notebook or on the book's website with
-    ``IPython.display.HTML(animation_html(anim))``; no JavaScript library or network is needed.
+    ``IPython.display.HTML(animation_html(anim))``; no JavaScript library or network is needed
+    (matplotlib's link to a stylesheet on a CDN is removed).
     """
-    return anim.to_jshtml(default_mode=default_mode)
+    return strip_external_stylesheets(anim.to_jshtml(default_mode=default_mode))
 
 
 def output_grid_figure(
