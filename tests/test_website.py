@@ -15,7 +15,6 @@ import functools
 import http.server
 import itertools
 import os
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,15 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # the built website; BOOK_SITE_DIR points the tests at a build made elsewhere
 SITE = Path(os.environ.get("BOOK_SITE_DIR", ROOT / "_build" / "html"))
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -90,22 +80,9 @@ def site_url() -> Iterator[str]:
         thread.join(timeout=5)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists() and shutil.which("chromium") is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium")),
-            args=CHROMIUM_ARGS,
-        )
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
+    """A fresh page of the session's Chromium (``browser`` in conftest.py), recording errors."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
