@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
@@ -63,12 +63,17 @@ class Explorer:
         controls: Mapping[str, widgets.ValueWidget],
         draw: Callable[..., tuple[Figure, str]],
         *,
-        dpi: int = 80,
+        dpi: int = 110,
     ) -> None:
         self.controls = dict(controls)
         self.draw = draw
         self.dpi = dpi
-        self.image = widgets.Image(format="png")
+        # Shown at its own size (a VBox would stretch it to the full width and blur it), but
+        # never wider than the notebook.
+        self.image = widgets.Image(
+            format="png",
+            layout=widgets.Layout(width="auto", max_width="100%", align_self="flex-start"),
+        )
         self.label = widgets.HTML()
         self.box = widgets.VBox(
             [widgets.HBox(list(self.controls.values())), self.label, self.image]

@@ -51,16 +51,11 @@ def _solution_sources(assignment: str) -> dict[str, str]:
     return answers
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A JupyterLab server on 127.0.0.1 whose root holds two copies of the exercise."""
-    workdir = tmp_path_factory.mktemp("student")
-    exercise = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    shutil.copy(exercise, workdir / "answered.ipynb")
-    shutil.copy(exercise, workdir / "untouched.ipynb")
+def _serve(workdir: Path) -> Iterator[tuple[str, Path]]:
+    """Run a JupyterLab server on 127.0.0.1 rooted at ``workdir`` until the generator closes."""
     port = _free_port()
-    log = (workdir.parent / "jupyterlab.log").open("w")
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(workdir.parent / "jupyter-config")}
+    log = workdir.with_name(f"{workdir.name}-jupyterlab.log").open("w")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(workdir.with_name(f"{workdir.name}-config"))}
     server = subprocess.Popen(
         [
             sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
@@ -88,6 +83,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A JupyterLab server on 127.0.0.1 whose root holds two copies of the exercise."""
+    workdir = tmp_path_factory.mktemp("student")
+    exercise = ROOT / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    shutil.copy(exercise, workdir / "answered.ipynb")
+    shutil.copy(exercise, workdir / "untouched.ipynb")
+    yield from _serve(workdir)
 
 
 def _open_notebook(browser, base_url: str, name: str):
@@ -196,5 +201,71 @@ def test_untouched_exercise_fails_validation(lab, browser, artifacts_dir: Path) 
     verdict = _validate(page, shots, "untouched")
     assert not re.search(r"Success", verdict), verdict
     assert "NotImplementedError" in verdict or re.search(r"fail", verdict, re.I), verdict
+    assert not errors, f"JavaScript errors in JupyterLab: {errors}"
+    page.close()
+
+
+CHAPTER = "padding-stride"
+
+
+@pytest.fixture(scope="module")
+def chapter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A JupyterLab server whose root holds a copy of a chapter of the book."""
+    workdir = tmp_path_factory.mktemp("reader")
+    shutil.copy(ROOT / "book" / "part1" / f"{CHAPTER}.md", workdir / f"{CHAPTER}.md")
+    yield from _serve(workdir)
+
+
+def test_reader_runs_a_chapter_and_moves_its_explorer(chapter_lab, browser, artifacts_dir) -> None:
+    """A chapter opened as a notebook runs top to bottom, and its explorer answers the sliders."""
+    base_url, _ = chapter_lab
+    shots = artifacts_dir / "jupyterlab"
+    shots.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base_url}/lab?reset&token={TOKEN}")
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
+    page.wait_for_selector(".jp-DirListing-item", timeout=60_000)
+    # What a reader does with right-click > Open With > Jupytext Notebook.
+    page.evaluate(
+        f"window.jupyterapp.commands.execute('docmanager:open',"
+        f" {{path: '{CHAPTER}.md', factory: 'Jupytext Notebook'}})"
+    )
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        """() => {
+            const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+            return cells.filter(c => c.model.type === 'code')
+                        .every(c => c.model.executionCount !== null);
+        }""",
+        timeout=300_000,
+    )
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
+    error_outputs = page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+    )
+    assert error_outputs.count() == 0, error_outputs.first.inner_text()
+
+    # The explorer: its label writes the output-size formula with the sliders' numbers.
+    slider = page.locator(".widget-slider", has_text="stride s").first
+    slider.scroll_into_view_if_needed()
+    formula_text = (
+        "() => Array.from(document.querySelectorAll('.jupyter-widgets'))"
+        ".map(e => e.textContent).filter(t => t.includes('⌊(') && t.length < 200)"
+    )
+    before = page.evaluate(formula_text)
+    assert before and all("/ 1⌋" in text for text in before), before
+    page.screenshot(path=str(shots / "explorer-before.png"))
+    slider.locator(".noUi-handle, .slider-handle, [role=slider]").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.jupyter-widgets'))"
+        ".some(e => e.textContent.includes('/ 2⌋'))",
+        timeout=30_000,
+    )
+    page.screenshot(path=str(shots / "explorer-after.png"))
     assert not errors, f"JavaScript errors in JupyterLab: {errors}"
     page.close()
