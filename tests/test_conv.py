@@ -239,6 +239,23 @@ def test_conv2d_many_channels_uses_the_shifted_gemm_path(stride: int, dtype: tor
     assert_close(conv2d(x, w, b, stride, (1, 2), (2, 1), 2), expected)
 
 
+@pytest.mark.parametrize(
+    ("shape", "stride", "padding"),
+    [
+        ((2, 16, 2, 2), 3, 2),  # tiny input: some stride phases hold no pixel at all
+        ((2, 16, 1, 3), (3, 2), (2, 1)),
+        ((3, 32, 9, 8), 2, 1),  # many channels, stride 2, with bias
+    ],
+)
+def test_conv2d_tiny_inputs_and_empty_stride_phases(shape, stride, padding, dtype) -> None:
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(*shape, generator=gen, dtype=dtype)
+    w = torch.randn(6, shape[1], 3, 3, generator=gen, dtype=dtype)
+    b = torch.randn(6, generator=gen, dtype=dtype)
+    assert_close(conv2d(x, w, b, stride, padding), F.conv2d(x, w, b, stride, padding))
+    assert_close(conv2d(x, w, None, stride, padding), F.conv2d(x, w, None, stride, padding))
+
+
 @pytest.mark.parametrize("channels", [3, 32])
 def test_conv2d_does_not_depend_on_the_chunking(monkeypatch, channels: int) -> None:
     """The grid is split in cache-sized pieces; tiny pieces give the same result."""

@@ -7,20 +7,21 @@ convolution routines.
 
 How the fast ``conv2d`` works
 -----------------------------
-Pad the input and lay it out channel by channel as one long row: the ``H_pad * W_pad`` pixels of
-sample 0, then those of sample 1, and so on. For a kernel tap ``(ki, kj)`` the pixels it
-multiplies, over all output positions of the whole batch, are this row shifted by
-``ki * W_pad + kj``: a slice of memory, no copy. So the output is a sum over the ``kh * kw`` taps
-of ``weight[:, :, ki, kj] @ shifted_rows``, GEMMs of shape ``(C_out, C_in) @ (C_in, columns)``
-accumulated in place, piece by cache-sized piece of the columns. The slices also produce values
-at the padding positions to the right of and below each sample's outputs; those are thrown away
-at the end. A stride ``s`` first splits the padded input into ``s * s`` *phases* (every ``s``-th
-row and column starting at each offset), inside which every tap is again a plain shift. When
-``C_in / groups`` is small the per-tap GEMMs are too thin to be efficient, so all the windows
-are first copied into one column matrix (im2col, from a strided view of the padded input) and
-multiplied in one GEMM instead. The
-backward pass (:mod:`course_lib.ops.conv_backward`) and ``conv_transpose2d`` run the same taps
-the other way: ``weight_tap.T @ dout`` added back onto the shifted slices.
+Pad the input and lay out each padded channel plane of each sample as one long row of
+``H_pad * W_pad`` pixels. For a kernel tap ``(ki, kj)`` the pixels it multiplies, for all output
+positions of a sample, are this row shifted by ``ki * W_pad + kj``: a slice of memory, no copy.
+So a sample's output is a sum over the ``kh * kw`` taps of ``weight[:, :, ki, kj] @
+shifted_rows``, GEMMs of shape ``(C_out, C_in) @ (C_in, H_pad * W_pad)``, one batched GEMM per
+tap for a piece of several samples, accumulated in place. The slices also produce values at the
+padding positions to the right of and below each sample's outputs; those are thrown away when
+the result is cropped out (and the bias added). A stride ``s`` first splits the padded input into
+``s * s`` *phases* (every ``s``-th row and column starting at each offset), inside which every
+tap is again a plain shift. When ``C_in / groups`` is small (or there are groups) the per-tap
+GEMMs are too thin to be efficient, so the windows are first copied into column matrices (im2col,
+from one strided view of the padded input) and multiplied in one batched GEMM per piece of
+samples, which writes straight into the (N, C_out, H_out, W_out) result. The backward pass
+(:mod:`course_lib.ops.conv_backward`) and ``conv_transpose2d`` run the taps the other way:
+``weight_tap.T @ dout`` added back onto the shifted slices.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ SIGNAL_MODES = ("valid", "same", "full")
 
 # Below this many input channels per group a tap's GEMM is too thin: use one im2col GEMM.
 _COLUMNS_BELOW_CHANNELS = 16
-# The grid is processed in pieces of about this many bytes of operands: they stay in the CPU
-# caches, and few large GEMM calls keep the cost of starting the threads low.
+# The work is done in pieces of about this many bytes of operands: they stay in the CPU caches,
+# and few large GEMM calls keep the cost of starting the threads low.
 _CHUNK_BYTES = 16 * 2**20
 _MIN_CHUNK = 512
 
@@ -610,27 +611,176 @@ def _columns(
     return columns
 
 
-def _im2col(
-    x_padded: torch.Tensor,
-    kernel_hw: tuple[int, int],
-    stride: tuple[int, int],
+def _balanced(n_batch: int, most: int) -> int:
+    """Samples per piece: at most ``most`` (but at least 1), with pieces of nearly equal size."""
+    n_pieces = -(-n_batch // max(1, most))
+    return -(-n_batch // n_pieces)
+
+
+def _zero_border(images: torch.Tensor, rows: slice, cols: slice) -> None:
+    """Zero every pixel of images (..., H, W) outside ``images[..., rows, cols]``."""
+    images[..., : rows.start, :].zero_()
+    images[..., rows.stop :, :].zero_()
+    images[..., rows, : cols.start].zero_()
+    images[..., rows, cols.stop :].zero_()
+
+
+def _conv2d_columns(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    geom: _Geometry,
     dilation: tuple[int, int],
-    first_row: int,
-    last_row: int,
-    out_w: int,
+    groups: int,
 ) -> torch.Tensor:
-    """Columns for output rows [first_row, last_row): x_padded (N, C, H_pad, W_pad)
-    -> (C * kh * kw, N * rows * out_w), entry ``[(c, ki, kj), (n, i, j)] =
-    x_padded[n, c, i*sh + ki*dh, j*sw + kj*dw]``. One strided view, copied once."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel_hw, stride, dilation
-    n_batch, channels = x_padded.shape[:2]
+    """conv2d by im2col, a few samples at a time. x: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
+
+    1. The piece's ``n`` samples are zero-padded into a reused buffer ``x_padded`` of shape
+       (n, C_in, H_pad, W_pad).
+    2. Their windows, one strided view of ``x_padded`` with entry ``[s, c, ki, kj, i, j] =
+       x_padded[s, c, i*sh + ki*dh, j*sw + kj*dw]``, are copied into a reused buffer
+       ``columns``: per sample, the column matrix with row ``(c, ki, kj)`` and column ``(i, j)``.
+    3. Viewed as (n * groups, C_in/groups * kh * kw, H_out * W_out), one batched GEMM computes
+       ``weight (C_out/groups, C_in/groups * kh * kw) @ columns`` per (sample, group): a
+       (C_out/groups, H_out * W_out) matrix, exactly the memory of ``out[sample, group's
+       channels]`` in the (N, C_out, H_out, W_out) result. So the GEMM writes the result in
+       place. The bias rides along as one more column of the weight matrix, facing a row of
+       ones appended to each column matrix.
+
+    A sample whose columns do not fit in a piece is done in bands of output rows.
+    """
+    n_batch, c_in, height, width = x.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = geom.stride, dilation
+    top, bottom, left, right = geom.pads
+    filters_per_group = c_out // groups
+    window_depth = c_per_group * kh * kw  # rows of a column matrix that come from the windows
+    weight_matrix = weight.reshape(groups, filters_per_group, window_depth)
+    if bias is not None:
+        weight_matrix = torch.cat([weight_matrix, bias.reshape(groups, filters_per_group, 1)], 2)
+    depth = weight_matrix.shape[2]  # the GEMM's inner dimension, per group
+    out_h, out_w = geom.out_hw
+    out = x.new_empty(n_batch, c_out, out_h, out_w)
+
+    # Piece size: the columns of a piece take about _CHUNK_BYTES.
+    row_bytes = groups * depth * out_w * x.element_size()
+    rows_per_piece = min(out_h, max(1, _CHUNK_BYTES // row_bytes))
+    samples_per_piece = _balanced(n_batch, _CHUNK_BYTES // (row_bytes * out_h))
+    columns = x.new_empty(samples_per_piece * groups * depth * rows_per_piece * out_w)
+    rows_with_ones = 0  # how many output rows the row of ones is laid out for in `columns`
+    # The border is zeroed once and never written; the pixels are rewritten for every piece.
+    x_padded = x.new_empty(samples_per_piece, c_in, height + top + bottom, width + left + right)
+    _zero_border(x_padded, slice(top, top + height), slice(left, left + width))
+    pixels = x_padded[:, :, top : top + height, left : left + width]
     sn, sc, sy, sx = x_padded.stride()
-    view = x_padded.as_strided(
-        (channels, kh, kw, n_batch, last_row - first_row, out_w),
-        (sc, dh * sy, dw * sx, sn, sh * sy, sw * sx),
-        x_padded.storage_offset() + first_row * sh * sy,
+    # The weight matrices, repeated per sample (a view when groups == 1).
+    weights = (
+        weight_matrix.unsqueeze(0)
+        .expand(samples_per_piece, -1, -1, -1)
+        .reshape(samples_per_piece * groups, filters_per_group, depth)
     )
-    return view.reshape(channels * kh * kw, -1)
+
+    for first in range(0, n_batch, samples_per_piece):
+        samples = slice(first, min(n_batch, first + samples_per_piece))
+        n = samples.stop - samples.start
+        batch = n * groups
+        pixels[:n] = x[samples]
+        for first_row in range(0, out_h, rows_per_piece):
+            n_rows = min(out_h, first_row + rows_per_piece) - first_row
+            positions = n_rows * out_w
+            all_matrices = columns[: samples_per_piece * groups * depth * positions].view(
+                samples_per_piece * groups, depth, positions
+            )
+            if bias is not None and rows_with_ones != n_rows:
+                all_matrices[:, window_depth].fill_(1)
+                rows_with_ones = n_rows
+            matrices = all_matrices[:batch]
+            # windows[s, g, c, ki, kj, i, j] = x_padded[s, g * C_in/groups + c,
+            #                                          (first_row + i)*sh + ki*dh, j*sw + kj*dw]
+            windows = x_padded.as_strided(
+                (n, groups, c_per_group, kh, kw, n_rows, out_w),
+                (sn, c_per_group * sc, sc, dh * sy, dw * sx, sh * sy, sw * sx),
+                x_padded.storage_offset() + first_row * sh * sy,
+            )
+            window_rows = matrices.view(n, groups, depth, positions)[:, :, :window_depth]
+            window_rows.view(windows.shape).copy_(windows)  # the im2col copy
+            # All rows: the GEMM writes straight into `out`; a band of rows goes via a buffer.
+            if n_rows == out_h:
+                target = out[samples].view(batch, filters_per_group, positions)
+            else:
+                target = x.new_empty(batch, filters_per_group, positions)
+            torch.bmm(weights[:batch], matrices, out=target)
+            if n_rows < out_h:
+                band = out[samples, :, first_row : first_row + n_rows]
+                band.copy_(target.view(n, c_out, n_rows, out_w))
+    return out
+
+
+def _conv2d_shifted(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: _Geometry
+) -> torch.Tensor:
+    """conv2d (groups=1) by shifted GEMMs, a few samples at a time.
+
+    x: (N, C_in, H, W) -> (N, C_out, H_out, W_out). A piece of ``n`` samples is zero-padded and
+    split into phases in a reused buffer laid out (n, sh, sw, C_in, phase_h * phase_w), plus
+    ``tail`` zeros at the end: every (sample, phase, channel) is one contiguous plane. For a tap
+    ``(a, b, shift)``, the planes of phase (a, b) read ``shift`` positions further on are, per
+    sample, a (C_in, phase_h * phase_w) matrix with unit steps: a view, no copy. One batched
+    GEMM per tap, ``weight_tap (C_out, C_in) @ shifted_planes``, accumulates into ``grid`` of
+    shape (n, C_out, phase_h * phase_w). Positions with ``i >= H_out`` or ``j >= W_out`` (their
+    windows run off the sample) are dropped when ``grid`` is cropped into the result, and the
+    bias is added in the same pass.
+    """
+    n_batch, c_in = x.shape[:2]
+    c_out, _, kh, kw = weight.shape
+    sh, sw = geom.stride
+    out_h, out_w = geom.out_hw
+    plane = geom.phase_h * geom.phase_w
+    sample_size = sh * sw * c_in * plane
+    per_sample_bytes = (sample_size + c_out * plane) * x.element_size()
+    samples_per_piece = _balanced(n_batch, _CHUNK_BYTES // per_sample_bytes)
+    flat = x.new_empty(samples_per_piece * sample_size + geom.tail)
+    phases = flat[: samples_per_piece * sample_size].view(
+        samples_per_piece, sh, sw, c_in, geom.phase_h, geom.phase_w
+    )
+    # The padding and the tail are zeroed once and never written; the pixels are rewritten for
+    # every piece. A phase that holds no pixel (possible for tiny inputs) is all padding.
+    flat[samples_per_piece * sample_size :].zero_()
+    holds_pixels = set()
+    for a, b, _, (phase_rows, phase_cols) in _phase_slices(geom):
+        _zero_border(phases[:, a, b], phase_rows, phase_cols)
+        holds_pixels.add((a, b))
+    for a in range(sh):
+        for b in range(sw):
+            if (a, b) not in holds_pixels:
+                phases[:, a, b].zero_()
+    grid = x.new_empty(samples_per_piece, c_out, plane)
+    # weight per tap: (kh*kw, C_out, C_in), each a contiguous matrix
+    weight_taps = weight.permute(2, 3, 0, 1).reshape(kh * kw, c_out, c_in).contiguous()
+    out = x.new_empty(n_batch, c_out, out_h, out_w)
+    for first in range(0, n_batch, samples_per_piece):
+        samples = slice(first, min(n_batch, first + samples_per_piece))
+        n = samples.stop - samples.start
+        for a, b, (rows, cols), (phase_rows, phase_cols) in _phase_slices(geom):
+            phases[:n, a, b, :, phase_rows, phase_cols] = x[samples, :, rows, cols]
+        piece_grid = grid[:n]
+        for k, (a, b, shift) in enumerate(geom.taps):
+            shifted = flat.as_strided(
+                (n, c_in, plane),
+                (sample_size, plane, 1),
+                flat.storage_offset() + (a * sw + b) * c_in * plane + shift,
+            )
+            weight_tap = weight_taps[k].expand(n, c_out, c_in)  # the same matrix per sample
+            if k == 0:
+                torch.bmm(weight_tap, shifted, out=piece_grid)
+            else:
+                piece_grid.baddbmm_(weight_tap, shifted)
+        kept = piece_grid.view(n, c_out, geom.phase_h, geom.phase_w)[:, :, :out_h, :out_w]
+        if bias is None:
+            out[samples] = kept
+        else:
+            torch.add(kept, bias.view(1, c_out, 1, 1), out=out[samples])
+    return out
 
 
 def _conv2d_fast(
@@ -642,57 +792,19 @@ def _conv2d_fast(
     dilation: tuple[int, int],
     groups: int,
 ) -> torch.Tensor:
-    """conv2d on validated arguments. x: (N, C_in, H, W) -> (N, C_out, H_out, W_out)."""
-    n_batch, c_in = x.shape[:2]
-    c_out, c_per_group, kh, kw = weight.shape
-    filters_per_group = c_out // groups
-    size = x.element_size()
-    geom = _geometry(n_batch, (x.shape[2], x.shape[3]), (kh, kw), stride, pads, dilation)
-    out_h, out_w = geom.out_hw
-    if _use_columns(c_per_group):
-        # Few channels: classic im2col, one GEMM per group of output rows.
-        weight_matrix = weight.reshape(groups, filters_per_group, c_per_group * kh * kw)
-        x_padded = pad2d(x, pads)
-        out = x.new_empty(groups, filters_per_group, n_batch, out_h, out_w)
-        per_row = (c_in * kh * kw + c_out) * n_batch * out_w * size
-        step = max(1, _CHUNK_BYTES // per_row)
-        for first in range(0, out_h, step):
-            last = min(out_h, first + step)
-            columns = _im2col(x_padded, (kh, kw), stride, dilation, first, last, out_w)
-            columns = columns.reshape(groups, c_per_group * kh * kw, -1)
-            if first == 0 and last == out_h:
-                torch.bmm(weight_matrix, columns, out=out.view(groups, filters_per_group, -1))
-            else:
-                rows = torch.bmm(weight_matrix, columns)
-                out[:, :, :, first:last] = rows.view(out[:, :, :, first:last].shape)
-        kept = out.view(c_out, n_batch, out_h, out_w).transpose(0, 1)
-    else:
-        # weight per tap: (groups, kh*kw, C_out/groups, C_in/groups), each a contiguous matrix
-        weight_taps = (
-            weight.view(groups, filters_per_group, c_per_group, kh * kw)
-            .permute(0, 3, 1, 2)
-            .contiguous()
-        )
-        out = x.new_empty(groups, filters_per_group, geom.width)
-        phases = _to_phases(x, geom)
-        flat = phases.view(*geom.stride, groups, c_per_group, -1)
-        for start, stop in _chunks(geom, (c_per_group + filters_per_group) * size):
-            for g in range(groups):
-                acc = out[g, :, start:stop]  # (C_out/groups, columns)
-                for k, (a, b, shift) in enumerate(geom.taps):
-                    shifted = flat[a, b, g, :, start + shift : stop + shift]
-                    if k == 0:
-                        torch.mm(weight_taps[g, k], shifted, out=acc)
-                    else:
-                        acc.addmm_(weight_taps[g, k], shifted)
-        kept = out.view(c_out, n_batch, geom.phase_h, geom.phase_w)[:, :, :out_h, :out_w]
-        kept = kept.transpose(0, 1)
-    result = x.new_empty(n_batch, c_out, out_h, out_w)
-    if bias is None:
-        result.copy_(kept)
-    else:
-        torch.add(kept, bias.view(1, c_out, 1, 1), out=result)
-    return result
+    """conv2d on validated arguments. x: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
+
+    Shifted GEMMs when each tap's GEMM is thick enough (many input channels, no groups) and a
+    sample fits in a piece; im2col otherwise.
+    """
+    n_batch, c_in, height, width = x.shape
+    kernel_hw = (weight.shape[2], weight.shape[3])
+    geom = _geometry(n_batch, (height, width), kernel_hw, stride, pads, dilation)
+    plane = geom.phase_h * geom.phase_w
+    sample_bytes = (stride[0] * stride[1] * c_in + weight.shape[0]) * plane * x.element_size()
+    if groups == 1 and not _use_columns(c_in) and sample_bytes <= _CHUNK_BYTES:
+        return _conv2d_shifted(x, weight, bias, geom)
+    return _conv2d_columns(x, weight, bias, geom, dilation, groups)
 
 
 def _output_grid(dout: torch.Tensor, geom: _Geometry, groups: int) -> torch.Tensor:
