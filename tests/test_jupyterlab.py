@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from grading_fixtures.students import solution_answers
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -32,23 +33,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _solution_sources(assignment: str) -> dict[str, str]:
-    """The solution of each answer cell, by grade_id, without nbgrader's solution markers."""
-    nb = json.loads((ROOT / "solutions" / assignment / f"{assignment}.ipynb").read_text())
-    answers = {}
-    for cell in nb["cells"]:
-        meta = cell["metadata"].get("nbgrader", {})
-        if meta.get("solution") and cell["cell_type"] == "code":
-            lines = "".join(cell["source"]).splitlines()
-            kept = [
-                line
-                for line in lines
-                if line.strip() not in {"### BEGIN SOLUTION", "### END SOLUTION"}
-            ]
-            answers[meta["grade_id"]] = "\n".join(kept)
-    return answers
 
 
 def _serve(workdir: Path) -> Iterator[tuple[str, Path]]:
@@ -109,17 +93,23 @@ def _open_notebook(browser, base_url: str, name: str):
 
 
 def _answer_cell_indices(page) -> dict[str, int]:
-    return page.evaluate(
+    """grade_id -> index of each answer cell, once the notebook's cells have loaded."""
+    handle = page.wait_for_function(
         """() => {
             const panel = window.jupyterapp.shell.currentWidget;
+            if (!panel || !panel.content || !panel.context || !panel.context.isReady) {
+                return null;
+            }
             const found = {};
             panel.content.widgets.forEach((cell, index) => {
                 const meta = cell.model.getMetadata('nbgrader');
                 if (meta && meta.solution) { found[meta.grade_id] = index; }
             });
-            return found;
-        }"""
+            return Object.keys(found).length ? found : null;
+        }""",
+        timeout=60_000,
     )
+    return handle.json_value()
 
 
 def _validate(page, artifacts: Path, name: str) -> str:
@@ -142,7 +132,7 @@ def test_student_answers_runs_and_validates(lab, browser, artifacts_dir: Path) -
     base_url, workdir = lab
     shots = artifacts_dir / "jupyterlab"
     shots.mkdir(exist_ok=True)
-    answers = _solution_sources(ASSIGNMENT)
+    answers = solution_answers(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     page, errors = _open_notebook(browser, base_url, "answered.ipynb")
     cells = _answer_cell_indices(page)
     assert set(cells) == set(answers), "the exercise's answer cells differ from the solution's"
