@@ -21,6 +21,19 @@ def gen() -> torch.Generator:
     return torch.Generator().manual_seed(2024)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One PyTorch thread for the module's tests, restored afterwards.
+
+    Modules that run thousands of tiny operations use it: for them, waking a pool of threads
+    costs far more than the work.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     return request.param

@@ -9,15 +9,8 @@ from torch import nn
 from course_lib import count_parameters, shape_trace
 from course_lib.models import fashion_mnist_cnn, init_weights, lenet5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests run thousands of tiny operations, for which waking a pool of threads costs
-    far more than the work; one thread keeps them fast (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# thousands of tiny operations: see the one_thread fixture in conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def conv_params(c_in: int, c_out: int, k: int) -> int:

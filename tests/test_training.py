@@ -25,15 +25,8 @@ from course_lib.metrics import (
 from course_lib.models import lenet5
 from course_lib.training import History, evaluate, plot_history, predict, train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests run thousands of tiny operations, for which waking a pool of threads costs
-    far more than the work; one thread keeps them fast (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# thousands of tiny operations: see the one_thread fixture in conftest.py
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------------------------
