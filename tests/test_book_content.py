@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
 
 import pytest
-import yaml
+from book_site import ROOT, SITE, require_site, toc_pages
 
-ROOT = Path(__file__).resolve().parents[1]
-# the built website; BOOK_SITE_DIR points the tests at a build made elsewhere
-SITE = Path(os.environ.get("BOOK_SITE_DIR", ROOT / "_build" / "html"))
 SOLUTIONS = ROOT / "solutions"
 TEXT_SUFFIXES = {".html", ".ipynb", ".md", ".txt", ".py", ".json"}
 MIN_LINE_LENGTH = 20  # shorter lines ("return out", "pass") are common to any code
@@ -125,26 +121,6 @@ def site_text(path: Path) -> str:
         except (json.JSONDecodeError, AttributeError, KeyError):
             pass
     return "\n".join(normalise(line) for line in text.splitlines())
-
-
-def require_site() -> None:
-    if not (SITE / "index.html").exists():
-        pytest.fail(f"the website is not built ({SITE} has no index.html): run `make book` first")
-
-
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                pages.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
-        walk(part.get("chapters", []))
-    return [str(Path(p).with_suffix("")) for p in pages]
 
 
 CHAPTERS = [p for p in toc_pages() if p.startswith("book/part")]

@@ -9,6 +9,8 @@ import pytest
 import scipy.signal
 import torch
 import torch.nn.functional as F
+from tensor_checks import DEVICES
+from tensor_checks import assert_tensors_close as assert_close
 
 import course_lib.ops.conv as conv_module
 from course_lib.ops.conv import (
@@ -26,17 +28,7 @@ from course_lib.ops.conv import (
 )
 from course_lib.ops.padding import resolve_padding
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
-
-
-def assert_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    """Equal up to rounding: tolerances scale with the dtype and the size of the values."""
-    assert actual.shape == expected.shape
-    assert actual.dtype == expected.dtype and actual.device == expected.device
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    tol = 2e-5 if expected.dtype == torch.float32 else 1e-11
-    torch.testing.assert_close(actual, expected, rtol=tol, atol=tol * scale)
 
 
 def random_conv_case(rnd: random.Random, small: bool = False) -> dict:

@@ -14,17 +14,13 @@ from __future__ import annotations
 import functools
 import http.server
 import itertools
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from book_site import ROOT, SITE, require_site, toc_pages
 
-ROOT = Path(__file__).resolve().parents[1]
-# the built website; BOOK_SITE_DIR points the tests at a build made elsewhere
-SITE = Path(os.environ.get("BOOK_SITE_DIR", ROOT / "_build" / "html"))
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -40,22 +36,6 @@ KNOWN_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 BROWSER_PROBES = ("/favicon.ico",)
 
 
-def toc_pages() -> list[str]:
-    """Every page of ``_toc.yml`` in reading order, as paths without suffix."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                pages.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
-        walk(part.get("chapters", []))
-    return [str(Path(p).with_suffix("")) for p in pages]
-
-
 PAGES = toc_pages()
 
 
@@ -66,8 +46,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site_url() -> Iterator[str]:
-    if not (SITE / "index.html").exists():
-        pytest.fail(f"the website is not built ({SITE} has no index.html): run `make book` first")
+    require_site()
     handler = functools.partial(_QuietHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
