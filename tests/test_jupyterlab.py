@@ -112,6 +112,22 @@ def _answer_cell_indices(page) -> dict[str, int]:
     return handle.json_value()
 
 
+def _run_all_cells(page, timeout_ms: int) -> None:
+    """Run -> Run All Cells, then wait until every code cell has run and the kernel is idle."""
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(
+        """() => {
+            const cells = window.jupyterapp.shell.currentWidget.content.widgets;
+            return cells.filter(c => c.model.type === 'code')
+                        .every(c => c.model.executionCount !== null);
+        }""",
+        timeout=timeout_ms,
+    )
+    page.wait_for_selector(
+        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=timeout_ms
+    )
+
+
 def _validate(page, artifacts: Path, name: str) -> str:
     """Press nbgrader's Validate button and return the text of the dialog it opens."""
     # Earlier notebooks may stay open in hidden tabs: press the button of the visible one.
@@ -151,16 +167,7 @@ def test_student_answers_runs_and_validates(lab, browser, artifacts_dir: Path) -
     )
 
     # Run every cell; no cell may show an error.
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(
-        """() => {
-            const cells = window.jupyterapp.shell.currentWidget.content.widgets;
-            return cells.filter(c => c.model.type === 'code')
-                        .every(c => c.model.executionCount !== null);
-        }""",
-        timeout=180_000,
-    )
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=180_000)
+    _run_all_cells(page, timeout_ms=180_000)
     page.screenshot(path=str(shots / "answered-run.png"))
     assert (
         page.locator(
@@ -224,16 +231,7 @@ def test_reader_runs_a_chapter_and_moves_its_explorer(chapter_lab, browser, arti
     )
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(
-        """() => {
-            const cells = window.jupyterapp.shell.currentWidget.content.widgets;
-            return cells.filter(c => c.model.type === 'code')
-                        .every(c => c.model.executionCount !== null);
-        }""",
-        timeout=300_000,
-    )
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
+    _run_all_cells(page, timeout_ms=300_000)
     error_outputs = page.locator(
         ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
     )
