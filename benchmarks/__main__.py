@@ -10,11 +10,14 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from benchmarks._timing import steady_allocator
+
 
 def main(argv: list[str]) -> None:
     here = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     wanted = [f"bench_{a.removeprefix('bench_')}" for a in argv] or names
+    print(steady_allocator(), flush=True)
     for name in wanted:
         if name not in names:
             raise SystemExit(f"no benchmark {name!r}; available: {', '.join(names)}")

@@ -2,9 +2,40 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import statistics
+import sys
 import time
 from collections.abc import Callable
+
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def steady_allocator() -> str:
+    """Keep freed memory in the process, as it is after the first steps of a training loop.
+
+    With glibc's defaults a block of a few MB is mapped afresh from the system on each
+    allocation and returned when freed, so every call that allocates one pays for faulting
+    its pages in again, until the process happens to free a larger block and glibc raises its
+    thresholds. Which calls pay depends on what ran before, and the reference's times moved by
+    up to 5x between runs. Fixing the thresholds puts both sides of every comparison in the
+    same steady state. Returns a line saying what was done.
+    """
+    if not sys.platform.startswith("linux"):
+        return "allocator: left as it is (not Linux)"
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20) and libc.mallopt(
+            _M_TRIM_THRESHOLD, 512 * 2**20
+        )
+    except (OSError, AttributeError):
+        ok = 0
+    if not ok:
+        return "allocator: left as it is (no glibc mallopt)"
+    return "allocator: blocks up to 32 MB are reused, not returned to the system"
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 7, warmup: int = 2) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from tensor_checks import DEVICES
 from tensor_checks import assert_tensors_close as assert_close
 
+import course_lib.ops._workspace as workspace
 import course_lib.ops.conv as conv_module
 from course_lib.ops.conv import (
     conv2d,
@@ -248,17 +250,131 @@ def test_conv2d_tiny_inputs_and_empty_stride_phases(shape, stride, padding, dtyp
     assert_close(conv2d(x, w, None, stride, padding), F.conv2d(x, w, None, stride, padding))
 
 
+@pytest.mark.parametrize("chunk_bytes", [64, 20_000, 50_000])
 @pytest.mark.parametrize("channels", [3, 32])
-def test_conv2d_does_not_depend_on_the_chunking(monkeypatch, channels: int) -> None:
-    """The grid is split in cache-sized pieces; tiny pieces give the same result."""
+def test_conv2d_does_not_depend_on_the_chunking(monkeypatch, channels: int, chunk_bytes) -> None:
+    """The work is split in cache-sized pieces: bands of rows of one sample (64 bytes), one
+    sample per piece by im2col (20 kB) or by shifted GEMMs (50 kB, 32 channels). Tiny pieces
+    give the same result."""
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(3, channels, 9, 10, generator=gen, dtype=torch.float64)
     w = torch.randn(5, channels, 3, 3, generator=gen, dtype=torch.float64)
-    expected = F.conv2d(x, w, stride=(1, 2), padding=1)
-    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 64)
+    b = torch.randn(5, generator=gen, dtype=torch.float64)
+    expected = F.conv2d(x, w, b, stride=(1, 2), padding=1)
+    workspace.release()  # plans made with the usual piece size would be reused otherwise
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(conv_module, "_MIN_CHUNK", 7)
-    assert_close(conv2d(x, w, stride=(1, 2), padding=1), expected)
-    assert_close(conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+    try:
+        assert_close(conv2d(x, w, b, stride=(1, 2), padding=1), expected)
+        assert_close(conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+        assert_close(conv2d(x[:2], w, b, stride=2), F.conv2d(x[:2], w, b, stride=2))
+    finally:
+        workspace.release()
+
+
+@pytest.mark.parametrize("sw", [1, 2, 3, 4])
+@pytest.mark.parametrize("dw", [1, 2, 3])
+def test_column_tap_groups_cover_every_kernel_column_once(sw: int, dw: int) -> None:
+    """Each group of kernel columns is one strided view: kj and its offset q step evenly."""
+    for kw in range(1, 8):
+        seen = {}
+        for b, kj_slice, count, q0, q_step in conv_module._column_tap_groups(kw, dw, sw):
+            kjs = list(range(kw))[kj_slice]
+            assert len(kjs) == count
+            for index, kj in enumerate(kjs):
+                assert divmod(kj * dw, sw) == (q0 + index * q_step, b)
+                seen[kj] = b
+        assert sorted(seen) == list(range(kw))
+
+
+def test_conv2d_plans_are_reused_with_new_values() -> None:
+    """Sizes that come back reuse their plan (buffers, zero padding, views); the values are
+    new each time, and other sizes in between do not disturb it."""
+    workspace.release()
+    gen = torch.Generator().manual_seed(12)
+    w = torch.randn(6, 3, 3, 3, generator=gen)
+    b = torch.randn(6, generator=gen)
+    kept = []
+    for step in range(4):
+        for shape, stride in (((4, 3, 11, 10), 2), ((2, 3, 7, 7), 1), ((4, 3, 11, 10), 2)):
+            x = torch.randn(*shape, generator=gen) * (step + 1)
+            bias = b if step % 2 else None
+            out = conv2d(x, w, bias, stride, 1)
+            assert_close(out, F.conv2d(x, w, bias, stride, 1))
+        kept.append(workspace.kept_bytes())
+    # Steps 0 and 1 make the plans (without and with a bias); steps 2 and 3 only reuse them.
+    assert 0 < kept[0] < kept[1] == kept[2] == kept[3]
+    # The output is the caller's own tensor, not a view of a kept buffer.
+    first = conv2d(x, w, b, 2, 1)
+    copy = first.clone()
+    conv2d(torch.randn(4, 3, 11, 10, generator=gen), w, b, 2, 1)
+    torch.testing.assert_close(first, copy, rtol=0, atol=0)
+    workspace.release()
+    assert workspace.kept_bytes() == 0
+
+
+def test_kept_buffers_stay_within_their_limit(monkeypatch) -> None:
+    workspace.release()
+    monkeypatch.setattr(workspace, "KEEP_BYTES", 40_000)
+    gen = torch.Generator().manual_seed(13)
+    w = torch.randn(4, 2, 3, 3, generator=gen)
+    try:
+        for size in range(6, 30, 3):
+            x = torch.randn(3, 2, size, size, generator=gen)
+            assert_close(conv2d(x, w, padding=1), F.conv2d(x, w, padding=1))
+            assert workspace.kept_bytes() <= 40_000
+    finally:
+        workspace.release()
+
+
+def test_conv2d_in_several_threads_at_once() -> None:
+    """Each thread has its own plans: concurrent calls on the same sizes do not mix."""
+    gen = torch.Generator().manual_seed(14)
+    w = torch.randn(5, 3, 3, 3, generator=gen)
+    inputs = [torch.randn(3, 3, 12, 12, generator=gen) for _ in range(4)]
+    expected = [F.conv2d(x, w, None, 2, 1) for x in inputs]
+    failures = []
+
+    def work(index: int) -> None:
+        for _ in range(30):
+            out = conv2d(inputs[index], w, None, 2, 1)
+            if not torch.allclose(out, expected[index], atol=1e-5):
+                failures.append(index)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def test_fast_operators_accept_tensors_that_require_grad() -> None:
+    """Parameters of a model require grad; the fast operators compute values without autograd
+    history (the backward functions give the gradients) instead of failing inside a GEMM."""
+    gen = torch.Generator().manual_seed(15)
+    x = torch.randn(2, 3, 8, 9, generator=gen).requires_grad_()
+    w = torch.randn(4, 3, 3, 3, generator=gen).requires_grad_()
+    b = torch.randn(4, generator=gen).requires_grad_()
+    out = conv2d(x, w, b, 2, 1)
+    assert not out.requires_grad
+    assert_close(out, F.conv2d(x, w, b, 2, 1).detach())
+    up = conv_transpose2d(out, w, stride=2)
+    assert_close(up, F.conv_transpose2d(out, w, stride=2).detach())
+
+
+def test_conv2d_on_non_contiguous_tensors(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(16)
+    x = torch.randn(3, 4, 10, 9, generator=gen, dtype=dtype)
+    w = torch.randn(6, 4, 3, 3, generator=gen, dtype=dtype)
+    for x_view, w_view in (
+        (x.to(memory_format=torch.channels_last), w.to(memory_format=torch.channels_last)),
+        (x.transpose(2, 3), w.transpose(2, 3)),
+        (x[:, :, ::2], w.flip(3)),
+    ):
+        for stride in (1, 2):
+            expected = F.conv2d(x_view, w_view, None, stride, 1)
+            assert_close(conv2d(x_view, w_view, None, stride, 1), expected)
 
 
 def test_conv2d_known_values() -> None:

@@ -17,15 +17,23 @@ padding positions to the right of and below each sample's outputs; those are thr
 the result is cropped out (and the bias added). A stride ``s`` first splits the padded input into
 ``s * s`` *phases* (every ``s``-th row and column starting at each offset), inside which every
 tap is again a plain shift. When ``C_in / groups`` is small (or there are groups) the per-tap
-GEMMs are too thin to be efficient, so the windows are first copied into column matrices (im2col,
-from one strided view of the padded input) and multiplied in one batched GEMM per piece of
-samples, which writes straight into the (N, C_out, H_out, W_out) result. The backward pass
-(:mod:`course_lib.ops.conv_backward`) and ``conv_transpose2d`` run the taps the other way:
-``weight_tap.T @ dout`` added back onto the shifted slices.
+GEMMs are too thin to be efficient, so the windows are first copied into column matrices
+(im2col) and multiplied in one batched GEMM per piece of samples, which writes straight into the
+(N, C_out, H_out, W_out) result. With a stride ``sw`` the columns of the padded input are first
+split into ``sw`` phases, so that the im2col copy reads contiguous runs of memory rather than
+every ``sw``-th value. The backward pass (:mod:`course_lib.ops.conv_backward`) and
+``conv_transpose2d`` run the taps the other way: ``weight_tap.T @ dout`` added back onto the
+shifted slices.
+
+The buffers and the views into them form a *plan* for one problem size, kept and reused when
+the same sizes come back (:mod:`course_lib.ops._workspace`): the padding is zeroed once, and a
+small convolution does not spend as long in Python working out views as in arithmetic.
+``python -m benchmarks conv`` times all this against ``torch.nn.functional.conv2d``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +46,7 @@ from course_lib._validate import (
     check_same_device_dtype,
     check_tensor,
 )
+from course_lib.ops._workspace import buffers_nbytes, reuse
 from course_lib.ops.padding import Padding4, pad2d, resolve_padding
 
 __all__ = [
@@ -496,6 +505,7 @@ class _Geometry:
         return max(shift for _, _, shift in self.taps)
 
 
+@functools.lru_cache(maxsize=256)
 def _geometry(
     n_batch: int,
     in_hw: tuple[int, int],
@@ -625,21 +635,51 @@ def _zero_border(images: torch.Tensor, rows: slice, cols: slice) -> None:
     images[..., rows, cols.stop :].zero_()
 
 
-def _conv2d_columns(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    geom: _Geometry,
-    dilation: tuple[int, int],
-    groups: int,
-) -> torch.Tensor:
-    """conv2d by im2col, a few samples at a time. x: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
+def _column_phases(width: int, left: int, sw: int):
+    """How a row of ``width`` pixels lies in the column phases of its padded row.
 
-    1. The piece's ``n`` samples are zero-padded into a reused buffer ``x_padded`` of shape
-       (n, C_in, H_pad, W_pad).
-    2. Their windows, one strided view of ``x_padded`` with entry ``[s, c, ki, kj, i, j] =
-       x_padded[s, c, i*sh + ki*dh, j*sw + kj*dw]``, are copied into a reused buffer
-       ``columns``: per sample, the column matrix with row ``(c, ki, kj)`` and column ``(i, j)``.
+    Padded column ``p = col + left`` goes to phase ``p % sw`` at position ``p // sw``. Yields,
+    for each phase ``b`` that holds pixels, ``(b, which input columns, where they go)``.
+    """
+    for b in range(sw):
+        first_col = (b - left) % sw  # the first input column whose padded column is in phase b
+        if first_col >= width:
+            continue
+        n_cols = len(range(first_col, width, sw))
+        v0 = (first_col + left) // sw
+        yield b, slice(first_col, None, sw), slice(v0, v0 + n_cols)
+
+
+def _column_tap_groups(kw: int, dw: int, sw: int):
+    """The kernel columns grouped by the column phase they read.
+
+    Kernel column ``kj`` of output column ``j`` reads padded column ``j*sw + kj*dw``, which is
+    position ``j + q`` of phase ``b`` with ``(q, b) = divmod(kj*dw, sw)``. The ``kj`` of one
+    phase are evenly spaced and so are their ``q``: each group is one strided view. Yields
+    ``(b, kj slice, how many, first q, step of q)``.
+    """
+    for b in range(sw):
+        kjs = [kj for kj in range(kw) if (kj * dw) % sw == b]
+        if not kjs:
+            continue
+        q0 = kjs[0] * dw // sw
+        kj_step = kjs[1] - kjs[0] if len(kjs) > 1 else 1
+        q_step = kjs[1] * dw // sw - q0 if len(kjs) > 1 else 1
+        yield b, slice(kjs[0], kjs[-1] + 1, kj_step), len(kjs), q0, q_step
+
+
+class _ColumnsPlan:
+    """conv2d by im2col for one problem size: the buffers and the views into them.
+
+    1. A piece of ``n`` samples is zero-padded and its columns split by phase into the buffer
+       ``x_phases`` of shape (n, C_in, H_pad, sw, ceil(W_pad / sw)): entry ``[s, c, r, b, v]``
+       is padded pixel ``(r, v*sw + b)``. (With stride 1 there is one phase and this is just the
+       padded input.) Now every kernel column reads, along an output row, consecutive entries of
+       one phase, so the copy below moves contiguous runs of memory instead of every sw-th
+       value, which is about twice as fast.
+    2. The windows are copied into the buffer ``columns``: per sample, the column matrix with
+       row ``(c, ki, kj)`` and column ``(i, j)``, entry ``x_padded[s, c, i*sh + ki*dh, j*sw +
+       kj*dw]``; one strided view of ``x_phases`` per column phase.
     3. Viewed as (n * groups, C_in/groups * kh * kw, H_out * W_out), one batched GEMM computes
        ``weight (C_out/groups, C_in/groups * kh * kw) @ columns`` per (sample, group): a
        (C_out/groups, H_out * W_out) matrix, exactly the memory of ``out[sample, group's
@@ -647,140 +687,215 @@ def _conv2d_columns(
        place. The bias rides along as one more column of the weight matrix, facing a row of
        ones appended to each column matrix.
 
-    A sample whose columns do not fit in a piece is done in bands of output rows.
+    The padding of ``x_phases`` and the row of ones are written once, when the plan is built;
+    only the pixels and the windows are written on each call. A sample whose columns do not
+    fit in a piece is done in bands of output rows.
     """
-    n_batch, c_in, height, width = x.shape
-    c_out, c_per_group, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = geom.stride, dilation
-    top, bottom, left, right = geom.pads
-    filters_per_group = c_out // groups
-    window_depth = c_per_group * kh * kw  # rows of a column matrix that come from the windows
-    weight_matrix = weight.reshape(groups, filters_per_group, window_depth)
-    if bias is not None:
-        weight_matrix = torch.cat([weight_matrix, bias.reshape(groups, filters_per_group, 1)], 2)
-    depth = weight_matrix.shape[2]  # the GEMM's inner dimension, per group
-    out_h, out_w = geom.out_hw
-    out = x.new_empty(n_batch, c_out, out_h, out_w)
 
-    # Piece size: the columns of a piece take about _CHUNK_BYTES.
-    row_bytes = groups * depth * out_w * x.element_size()
-    rows_per_piece = min(out_h, max(1, _CHUNK_BYTES // row_bytes))
-    samples_per_piece = _balanced(n_batch, _CHUNK_BYTES // (row_bytes * out_h))
-    columns = x.new_empty(samples_per_piece * groups * depth * rows_per_piece * out_w)
-    rows_with_ones = 0  # how many output rows the row of ones is laid out for in `columns`
-    # The border is zeroed once and never written; the pixels are rewritten for every piece.
-    x_padded = x.new_empty(samples_per_piece, c_in, height + top + bottom, width + left + right)
-    _zero_border(x_padded, slice(top, top + height), slice(left, left + width))
-    pixels = x_padded[:, :, top : top + height, left : left + width]
-    sn, sc, sy, sx = x_padded.stride()
-    # The weight matrices, repeated per sample (a view when groups == 1).
-    weights = (
-        weight_matrix.unsqueeze(0)
-        .expand(samples_per_piece, -1, -1, -1)
-        .reshape(samples_per_piece * groups, filters_per_group, depth)
-    )
+    def __init__(
+        self,
+        x_shape: tuple[int, int, int, int],
+        like: torch.Tensor,
+        weight_shape: tuple[int, int, int, int],
+        has_bias: bool,
+        geom: _Geometry,
+        dilation: tuple[int, int],
+        groups: int,
+    ) -> None:
+        n_batch, c_in, height, width = x_shape
+        c_out, c_per_group, kh, kw = weight_shape
+        sw, dw = geom.stride[1], dilation[1]
+        top, bottom, left, right = geom.pads
+        out_h, out_w = geom.out_hw
+        self.geom, self.dilation, self.groups = geom, dilation, groups
+        self.kernel = (c_per_group, kh, kw)
+        self.filters_per_group = c_out // groups
+        self.window_depth = c_per_group * kh * kw  # rows of a column matrix from the windows
+        self.depth = self.window_depth + has_bias  # the GEMM's inner dimension, per group
+        self.out_shape = (n_batch, c_out, out_h, out_w)
 
-    for first in range(0, n_batch, samples_per_piece):
-        samples = slice(first, min(n_batch, first + samples_per_piece))
-        n = samples.stop - samples.start
-        batch = n * groups
-        pixels[:n] = x[samples]
-        for first_row in range(0, out_h, rows_per_piece):
-            n_rows = min(out_h, first_row + rows_per_piece) - first_row
-            positions = n_rows * out_w
-            all_matrices = columns[: samples_per_piece * groups * depth * positions].view(
-                samples_per_piece * groups, depth, positions
+        # Piece size: the columns of a piece take about _CHUNK_BYTES.
+        row_bytes = groups * self.depth * out_w * like.element_size()
+        self.rows_per_piece = min(out_h, max(1, _CHUNK_BYTES // row_bytes))
+        self.whole_samples = self.rows_per_piece == out_h
+        self.samples_per_piece = _balanced(n_batch, _CHUNK_BYTES // (row_bytes * out_h))
+        matrices = self.samples_per_piece * groups
+        self.columns = like.new_empty(matrices, self.depth, self.rows_per_piece * out_w)
+        if has_bias and self.whole_samples:
+            self.columns[:, self.window_depth].fill_(1)
+        phase_w = -(-(width + left + right) // sw)
+        self.x_phases = like.new_zeros(
+            self.samples_per_piece, c_in, height + top + bottom, sw, phase_w
+        )
+        # (target in x_phases, input columns) per column phase
+        self.fills = [
+            (self.x_phases[:, :, top : top + height, b, positions], cols)
+            for b, cols, positions in _column_phases(width, left, sw)
+        ]
+        self.tap_groups = list(_column_tap_groups(kw, dw, sw))
+        self.copies = self._im2col_pairs(self.columns, 0, out_h) if self.whole_samples else []
+        self.weight_matrix = like.new_empty(groups, self.filters_per_group, self.depth)
+        self.weights = (
+            self.weight_matrix.expand(self.samples_per_piece, -1, -1) if groups == 1 else None
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return buffers_nbytes(self.columns, self.x_phases, self.weight_matrix)
+
+    def _im2col_pairs(self, matrices: torch.Tensor, first_row: int, n_rows: int):
+        """(target in matrices, strided view of x_phases) per column phase, for output rows
+        [first_row, first_row + n_rows): windows[s, g, c, ki, kj, i, j] = x_padded[s, g *
+        C_in/groups + c, (first_row + i)*sh + ki*dh, j*sw + kj*dw]."""
+        sh, dh = self.geom.stride[0], self.dilation[0]
+        c_per_group, kh, kw = self.kernel
+        groups, out_w = self.groups, self.geom.out_hw[1]
+        n = matrices.shape[0] // groups
+        window_rows = matrices[:, : self.window_depth].view(
+            n, groups, c_per_group, kh, kw, n_rows, out_w
+        )
+        sn, sc, sy, sb, _ = self.x_phases.stride()
+        base = self.x_phases.storage_offset() + first_row * sh * sy
+        return [
+            (
+                window_rows[:, :, :, :, kj_slice],
+                self.x_phases.as_strided(
+                    (n, groups, c_per_group, kh, count, n_rows, out_w),
+                    (sn, c_per_group * sc, sc, dh * sy, q_step, sh * sy, 1),
+                    base + b * sb + q0,
+                ),
             )
-            if bias is not None and rows_with_ones != n_rows:
-                all_matrices[:, window_depth].fill_(1)
-                rows_with_ones = n_rows
-            matrices = all_matrices[:batch]
-            # windows[s, g, c, ki, kj, i, j] = x_padded[s, g * C_in/groups + c,
-            #                                          (first_row + i)*sh + ki*dh, j*sw + kj*dw]
-            windows = x_padded.as_strided(
-                (n, groups, c_per_group, kh, kw, n_rows, out_w),
-                (sn, c_per_group * sc, sc, dh * sy, dw * sx, sh * sy, sw * sx),
-                x_padded.storage_offset() + first_row * sh * sy,
-            )
-            window_rows = matrices.view(n, groups, depth, positions)[:, :, :window_depth]
-            window_rows.view(windows.shape).copy_(windows)  # the im2col copy
-            # All rows: the GEMM writes straight into `out`; a band of rows goes via a buffer.
-            if n_rows == out_h:
-                target = out[samples].view(batch, filters_per_group, positions)
-            else:
-                target = x.new_empty(batch, filters_per_group, positions)
-            torch.bmm(weights[:batch], matrices, out=target)
-            if n_rows < out_h:
-                band = out[samples, :, first_row : first_row + n_rows]
-                band.copy_(target.view(n, c_out, n_rows, out_w))
-    return out
+            for b, kj_slice, count, q0, q_step in self.tap_groups
+        ]
+
+    def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        groups, per_group = self.groups, self.filters_per_group
+        n_batch, c_out, out_h, out_w = self.out_shape
+        spp = self.samples_per_piece
+        # The weight matrices (with the bias as one more column) in a buffer of the plan, seen
+        # repeated per sample: a view when groups == 1, a copy otherwise.
+        self.weight_matrix[:, :, : self.window_depth] = weight.reshape(
+            groups, per_group, self.window_depth
+        )
+        if bias is not None:
+            self.weight_matrix[:, :, self.window_depth] = bias.view(groups, per_group)
+        weights = self.weights
+        if weights is None:
+            weights = self.weight_matrix.unsqueeze(0).expand(spp, -1, -1, -1)
+            weights = weights.reshape(spp * groups, per_group, self.depth)
+        out = x.new_empty(self.out_shape)
+        if self.whole_samples:
+            out_matrices = out.view(n_batch * groups, per_group, out_h * out_w)
+            if n_batch == spp:  # one piece: no slicing
+                for target, cols in self.fills:
+                    target.copy_(x[:, :, :, cols])
+                for target, source in self.copies:
+                    target.copy_(source)  # the im2col copy
+                torch.bmm(weights, self.columns, out=out_matrices)  # straight into `out`
+                return out
+            for first in range(0, n_batch, spp):
+                n = min(spp, n_batch - first)
+                batch = n * groups
+                for target, cols in self.fills:
+                    target[:n] = x[first : first + n, :, :, cols]
+                for target, source in self.copies:
+                    target[:n] = source[:n]
+                torch.bmm(
+                    weights[:batch],
+                    self.columns[:batch],
+                    out=out_matrices[first * groups : first * groups + batch],
+                )
+            return out
+        # Bands of output rows, one sample at a time (samples_per_piece is 1 here).
+        for first in range(n_batch):
+            for target, cols in self.fills:
+                target[0] = x[first, :, :, cols]
+            for first_row in range(0, out_h, self.rows_per_piece):
+                n_rows = min(out_h - first_row, self.rows_per_piece)
+                positions = n_rows * out_w
+                matrices = self.columns.view(-1)[: groups * self.depth * positions]
+                matrices = matrices.view(groups, self.depth, positions)
+                if bias is not None:
+                    matrices[:, self.window_depth].fill_(1)
+                for target, source in self._im2col_pairs(matrices, first_row, n_rows):
+                    target.copy_(source)
+                band = torch.bmm(weights[:groups], matrices)
+                out[first, :, first_row : first_row + n_rows] = band.view(c_out, n_rows, out_w)
+        return out
 
 
-def _conv2d_shifted(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, geom: _Geometry
-) -> torch.Tensor:
-    """conv2d (groups=1) by shifted GEMMs, a few samples at a time.
+class _ShiftedPlan:
+    """conv2d (groups=1) by shifted GEMMs for one problem size: buffers and views.
 
-    x: (N, C_in, H, W) -> (N, C_out, H_out, W_out). A piece of ``n`` samples is zero-padded and
-    split into phases in a reused buffer laid out (n, sh, sw, C_in, phase_h * phase_w), plus
-    ``tail`` zeros at the end: every (sample, phase, channel) is one contiguous plane. For a tap
-    ``(a, b, shift)``, the planes of phase (a, b) read ``shift`` positions further on are, per
-    sample, a (C_in, phase_h * phase_w) matrix with unit steps: a view, no copy. One batched
-    GEMM per tap, ``weight_tap (C_out, C_in) @ shifted_planes``, accumulates into ``grid`` of
-    shape (n, C_out, phase_h * phase_w). Positions with ``i >= H_out`` or ``j >= W_out`` (their
-    windows run off the sample) are dropped when ``grid`` is cropped into the result, and the
-    bias is added in the same pass.
+    A piece of ``n`` samples is zero-padded and split into phases in a buffer laid out (n, sh,
+    sw, C_in, phase_h * phase_w), plus ``tail`` zeros at the end: every (sample, phase,
+    channel) is one contiguous plane. For a tap ``(a, b, shift)``, the planes of phase (a, b)
+    read ``shift`` positions further on are, per sample, a (C_in, phase_h * phase_w) matrix with
+    unit steps: a view, no copy. One batched GEMM per tap, ``weight_tap (C_out, C_in) @
+    shifted_planes``, accumulates into ``grid`` of shape (n, C_out, phase_h * phase_w).
+    Positions with ``i >= H_out`` or ``j >= W_out`` (their windows run off the sample) are
+    dropped when ``grid`` is cropped into the result, and the bias is added in the same pass.
+    The padding and the tail are zeroed once, when the plan is built.
     """
-    n_batch, c_in = x.shape[:2]
-    c_out, _, kh, kw = weight.shape
-    sh, sw = geom.stride
-    out_h, out_w = geom.out_hw
-    plane = geom.phase_h * geom.phase_w
-    sample_size = sh * sw * c_in * plane
-    per_sample_bytes = (sample_size + c_out * plane) * x.element_size()
-    samples_per_piece = _balanced(n_batch, _CHUNK_BYTES // per_sample_bytes)
-    flat = x.new_empty(samples_per_piece * sample_size + geom.tail)
-    phases = flat[: samples_per_piece * sample_size].view(
-        samples_per_piece, sh, sw, c_in, geom.phase_h, geom.phase_w
-    )
-    # The padding and the tail are zeroed once and never written; the pixels are rewritten for
-    # every piece. A phase that holds no pixel (possible for tiny inputs) is all padding.
-    flat[samples_per_piece * sample_size :].zero_()
-    holds_pixels = set()
-    for a, b, _, (phase_rows, phase_cols) in _phase_slices(geom):
-        _zero_border(phases[:, a, b], phase_rows, phase_cols)
-        holds_pixels.add((a, b))
-    for a in range(sh):
-        for b in range(sw):
-            if (a, b) not in holds_pixels:
-                phases[:, a, b].zero_()
-    grid = x.new_empty(samples_per_piece, c_out, plane)
-    # weight per tap: (kh*kw, C_out, C_in), each a contiguous matrix
-    weight_taps = weight.permute(2, 3, 0, 1).reshape(kh * kw, c_out, c_in).contiguous()
-    out = x.new_empty(n_batch, c_out, out_h, out_w)
-    for first in range(0, n_batch, samples_per_piece):
-        samples = slice(first, min(n_batch, first + samples_per_piece))
-        n = samples.stop - samples.start
-        for a, b, (rows, cols), (phase_rows, phase_cols) in _phase_slices(geom):
-            phases[:n, a, b, :, phase_rows, phase_cols] = x[samples, :, rows, cols]
-        piece_grid = grid[:n]
-        for k, (a, b, shift) in enumerate(geom.taps):
-            shifted = flat.as_strided(
-                (n, c_in, plane),
-                (sample_size, plane, 1),
-                flat.storage_offset() + (a * sw + b) * c_in * plane + shift,
+
+    def __init__(
+        self, x_shape: tuple[int, int, int, int], like: torch.Tensor, c_out: int, geom: _Geometry
+    ) -> None:
+        n_batch, c_in = x_shape[:2]
+        sh, sw = geom.stride
+        self.geom, self.c_in, self.c_out = geom, c_in, c_out
+        self.plane = plane = geom.phase_h * geom.phase_w
+        self.sample_size = sample_size = sh * sw * c_in * plane
+        per_sample_bytes = (sample_size + c_out * plane) * like.element_size()
+        self.samples_per_piece = spp = _balanced(n_batch, _CHUNK_BYTES // per_sample_bytes)
+        # The padding and the tail stay zero; the pixels are rewritten for every piece. A phase
+        # that holds no pixel (possible for tiny inputs) is all padding.
+        self.flat = like.new_zeros(spp * sample_size + geom.tail)
+        phases = self.flat[: spp * sample_size].view(spp, sh, sw, c_in, geom.phase_h, geom.phase_w)
+        self.fills = [
+            (phases[:, a, b, :, phase_rows, phase_cols], (rows, cols))
+            for a, b, (rows, cols), (phase_rows, phase_cols) in _phase_slices(geom)
+        ]
+        self.grid = like.new_empty(spp, c_out, plane)
+        base = self.flat.storage_offset()
+        self.shifted = [
+            self.flat.as_strided(
+                (spp, c_in, plane), (sample_size, plane, 1), base + (a * sw + b) * c_in * plane + s
             )
-            weight_tap = weight_taps[k].expand(n, c_out, c_in)  # the same matrix per sample
-            if k == 0:
-                torch.bmm(weight_tap, shifted, out=piece_grid)
+            for a, b, s in geom.taps
+        ]
+
+    @property
+    def nbytes(self) -> int:
+        return buffers_nbytes(self.flat, self.grid)
+
+    def run(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        geom, c_in, c_out = self.geom, self.c_in, self.c_out
+        n_batch = x.shape[0]
+        out_h, out_w = geom.out_hw
+        kh, kw = weight.shape[2:]
+        spp = self.samples_per_piece
+        # weight per tap: (kh*kw, C_out, C_in), each a contiguous matrix
+        weight_taps = weight.permute(2, 3, 0, 1).reshape(kh * kw, c_out, c_in).contiguous()
+        out = x.new_empty(n_batch, c_out, out_h, out_w)
+        for first in range(0, n_batch, spp):
+            n = min(spp, n_batch - first)
+            samples = slice(first, first + n)
+            for target, (rows, cols) in self.fills:
+                target[:n] = x[samples, :, rows, cols]
+            grid = self.grid[:n]
+            for k, shifted in enumerate(self.shifted):
+                weight_tap = weight_taps[k].expand(n, c_out, c_in)  # the same matrix per sample
+                if k == 0:
+                    torch.bmm(weight_tap, shifted[:n], out=grid)
+                else:
+                    grid.baddbmm_(weight_tap, shifted[:n])
+            kept = grid.view(n, c_out, geom.phase_h, geom.phase_w)[:, :, :out_h, :out_w]
+            if bias is None:
+                out[samples] = kept
             else:
-                piece_grid.baddbmm_(weight_tap, shifted)
-        kept = piece_grid.view(n, c_out, geom.phase_h, geom.phase_w)[:, :, :out_h, :out_w]
-        if bias is None:
-            out[samples] = kept
-        else:
-            torch.add(kept, bias.view(1, c_out, 1, 1), out=out[samples])
-    return out
+                torch.add(kept, bias.view(1, c_out, 1, 1), out=out[samples])
+        return out
 
 
 def _conv2d_fast(
@@ -795,16 +910,43 @@ def _conv2d_fast(
     """conv2d on validated arguments. x: (N, C_in, H, W) -> (N, C_out, H_out, W_out).
 
     Shifted GEMMs when each tap's GEMM is thick enough (many input channels, no groups) and a
-    sample fits in a piece; im2col otherwise.
+    sample fits in a piece; im2col otherwise. The plan for these sizes is reused when they come
+    back (:mod:`course_lib.ops._workspace`).
     """
     n_batch, c_in, height, width = x.shape
-    kernel_hw = (weight.shape[2], weight.shape[3])
-    geom = _geometry(n_batch, (height, width), kernel_hw, stride, pads, dilation)
+    c_out, _, kh, kw = weight.shape
+    geom = _geometry(n_batch, (height, width), (kh, kw), stride, pads, dilation)
     plane = geom.phase_h * geom.phase_w
-    sample_bytes = (stride[0] * stride[1] * c_in + weight.shape[0]) * plane * x.element_size()
+    sample_bytes = (stride[0] * stride[1] * c_in + c_out) * plane * x.element_size()
+    shape = (n_batch, c_in, height, width)
     if groups == 1 and not _use_columns(c_in) and sample_bytes <= _CHUNK_BYTES:
-        return _conv2d_shifted(x, weight, bias, geom)
-    return _conv2d_columns(x, weight, bias, geom, dilation, groups)
+        plan = reuse(
+            ("conv2d.shifted", shape, c_out, geom, x.dtype, x.device),
+            lambda: _ShiftedPlan(shape, x, c_out, geom),
+            _plan_bytes,
+        )
+    else:
+        has_bias = bias is not None
+        plan = reuse(
+            (
+                "conv2d.columns",
+                shape,
+                tuple(weight.shape),
+                has_bias,
+                geom,
+                dilation,
+                groups,
+                x.dtype,
+                x.device,
+            ),
+            lambda: _ColumnsPlan(shape, x, tuple(weight.shape), has_bias, geom, dilation, groups),
+            _plan_bytes,
+        )
+    return plan.run(x, weight, bias)
+
+
+def _plan_bytes(plan: _ColumnsPlan | _ShiftedPlan) -> int:
+    return plan.nbytes
 
 
 def _output_grid(dout: torch.Tensor, geom: _Geometry, groups: int) -> torch.Tensor:
@@ -892,6 +1034,7 @@ def _weight_grad_fast(
     return dw_taps.permute(0, 2, 3, 1).reshape(c_out, c_per_group, kh, kw)
 
 
+@torch.no_grad()
 def conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -906,6 +1049,8 @@ def conv2d(
     x: (N, C_in, H, W), weight: (C_out, C_in/groups, kh, kw), bias: (C_out,) or None
     -> (N, C_out, H_out, W_out). ``padding`` is an int, a pair, "valid", "same" or "full";
     ``groups=C_in`` gives a depthwise convolution. See the module docstring for the method.
+    The result carries no autograd history (:func:`course_lib.ops.conv_backward.conv2d_backward`
+    computes the gradients), so parameters that require grad can be passed as they are.
     """
     stride_hw, pads, dilation_hw, groups = _check_conv2d_args(
         x, weight, bias, stride, padding, dilation, groups
@@ -913,6 +1058,7 @@ def conv2d(
     return _conv2d_fast(x, weight, bias, stride_hw, pads, dilation_hw, groups)
 
 
+@torch.no_grad()
 def conv_transpose2d(
     x: torch.Tensor,
     weight: torch.Tensor,

@@ -106,6 +106,7 @@ def conv2d_backward_naive(
     return dx, dw, db
 
 
+@torch.no_grad()
 def conv2d_backward(
     dout: torch.Tensor,
     x: torch.Tensor,
