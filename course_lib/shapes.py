@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ._validate import as_pair
@@ -27,6 +28,9 @@ __all__ = [
     "format_trace",
     "LayerCost",
     "layer_costs",
+    "SummaryRow",
+    "model_summary",
+    "format_summary",
 ]
 
 
@@ -612,3 +616,85 @@ def layer_costs(
             for r in model
         ]
     return [LayerCost(r.name, r.type, r.activation_bytes, r.parameter_bytes, r.macs) for r in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# Any model: shapes by running it
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One module of a model summary: its name, type, output shape and parameters."""
+
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int
+
+
+def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> list[SummaryRow]:
+    """Output shape and parameter count of each module of ``model`` down to ``depth`` levels.
+
+    model: any ``nn.Module`` (branches, shortcuts and concatenations included, where
+    :func:`shape_trace` needs a plain stack). input_shape: ``(N, C, H, W)``. The model is run
+    once on zeros under ``torch.no_grad()`` and in eval mode (its mode is restored), on the
+    device of its parameters: put it on the ``meta`` device to get the shapes of a large model
+    without memory or arithmetic. Rows come in the order the modules first run; a module run
+    several times is listed once, with its first output.
+    """
+    _check_int(depth, "depth", 1)
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ValueError(f"input_shape must be (N, C, ...) with positive sizes, got {shape}")
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    wanted = {
+        name: module
+        for name, module in model.named_modules()
+        if name
+        and (
+            name.count(".") + 1 == depth
+            or (name.count(".") + 1 < depth and not any(True for _ in module.children()))
+        )
+    }
+    rows: dict[str, SummaryRow] = {}
+
+    def record(name: str, module: nn.Module, output: object) -> None:
+        if name in rows or not isinstance(output, torch.Tensor):
+            return
+        rows[name] = SummaryRow(
+            name, type(module).__name__, tuple(output.shape), _module_parameters(module)
+        )
+
+    hooks = [
+        module.register_forward_hook(lambda m, _inputs, out, name=name: record(name, m, out))
+        for name, module in wanted.items()
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(shape, device=device, dtype=dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return list(rows.values())
+
+
+def format_summary(rows: Sequence[SummaryRow]) -> str:
+    """A text table of :func:`model_summary` rows with a total of the parameters."""
+    width = max([len(r.name) for r in rows] + [5])
+    type_width = max([len(r.type) for r in rows] + [4])
+    lines = [f"{'layer':<{width}}  {'type':<{type_width}}  {'output shape':<22}  {'params':>12}"]
+    for row in rows:
+        lines.append(
+            f"{row.name:<{width}}  {row.type:<{type_width}}  {row.output_shape!s:<22}  "
+            f"{row.params:>12,}"
+        )
+    lines.append(
+        f"{'total':<{width}}  {'':<{type_width}}  {'':<22}  {sum(r.params for r in rows):>12,}"
+    )
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from .shapes import conv_output_size, pool_output_size
+from course_lib.shapes import conv_output_size, pool_output_size
 
 __all__ = ["lenet5", "fashion_mnist_cnn", "init_weights"]
 
