@@ -196,27 +196,20 @@ def nin(
     pool turns each map into its class score: no fully connected layer at all.
     """
     _check_sizes(num_classes, in_channels)
+    # (filters, kernel size, stride, padding) of the first three blocks; the pools' (size, stride)
     if small:
-        blocks = [
-            ("block1", nin_block(in_channels, 32, kernel_size=5, padding=2)),
-            ("pool1", nn.MaxPool2d(kernel_size=2, stride=2)),
-            ("block2", nin_block(32, 64, kernel_size=3, padding=1)),
-            ("pool2", nn.MaxPool2d(kernel_size=2, stride=2)),
-            ("block3", nin_block(64, 128, kernel_size=3, padding=1)),
-            ("pool3", nn.MaxPool2d(kernel_size=2, stride=2)),
-            ("dropout", nn.Dropout(dropout)),
-            ("block4", nin_block(128, num_classes, kernel_size=3, padding=1)),
-        ]
+        spec, pool = ((32, 5, 1, 2), (64, 3, 1, 1), (128, 3, 1, 1)), (2, 2)
     else:
-        blocks = [
-            ("block1", nin_block(in_channels, 96, kernel_size=11, stride=4)),
-            ("pool1", nn.MaxPool2d(kernel_size=3, stride=2)),
-            ("block2", nin_block(96, 256, kernel_size=5, padding=2)),
-            ("pool2", nn.MaxPool2d(kernel_size=3, stride=2)),
-            ("block3", nin_block(256, 384, kernel_size=3, padding=1)),
-            ("pool3", nn.MaxPool2d(kernel_size=3, stride=2)),
-            ("dropout", nn.Dropout(dropout)),
-            ("block4", nin_block(384, num_classes, kernel_size=3, padding=1)),
-        ]
+        spec, pool = ((96, 11, 4, 0), (256, 5, 1, 2), (384, 3, 1, 1)), (3, 2)
+    blocks: list[tuple[str, nn.Module]] = []
+    channels = in_channels
+    for i, (width, kernel_size, stride, padding) in enumerate(spec, start=1):
+        blocks.append((f"block{i}", nin_block(channels, width, kernel_size, stride, padding)))
+        blocks.append((f"pool{i}", nn.MaxPool2d(kernel_size=pool[0], stride=pool[1])))
+        channels = width
+    blocks += [
+        ("dropout", nn.Dropout(dropout)),
+        ("block4", nin_block(channels, num_classes, kernel_size=3, padding=1)),
+    ]
     blocks += [("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
     return init_weights(nn.Sequential(OrderedDict(blocks)))

@@ -346,3 +346,96 @@ def softmax_cross_entropy_backward(logits: torch.Tensor, target: torch.Tensor) -
     dlogits = softmax(logits, dim=1)
     dlogits[torch.arange(n, device=logits.device), target] -= 1
     return dlogits / n
+
+
+# --------------------------------------------------------------------------------------------
+# Folding batch normalisation into the preceding convolution
+# --------------------------------------------------------------------------------------------
+
+
+def fold_batch_norm(conv: torch.nn.Conv2d, bn: torch.nn.BatchNorm2d) -> torch.nn.Conv2d:
+    """A new convolution that computes ``bn(conv(x))`` with bn in evaluation mode.
+
+    conv: ``nn.Conv2d`` with weight (C_out, C_in / groups, kH, kW) and bias (C_out,) or None;
+    bn: ``nn.BatchNorm2d`` over C_out channels with running statistics. For an input
+    x: (N, C_in, H, W) the returned ``nn.Conv2d`` (same kernel size, stride, padding, dilation,
+    groups and padding mode, always with a bias) gives the (N, C_out, H_out, W_out) output of
+    ``bn.eval()`` applied to ``conv(x)``. With ``s = gamma / sqrt(running_var + eps)`` per output
+    channel (gamma = 1, beta = 0 when bn has no affine parameters, b = 0 when conv has no bias):
+
+    * folded weight = ``s * weight`` (each output channel's filter scaled by its ``s``);
+    * folded bias = ``s * (b - running_mean) + beta``.
+
+    The arithmetic is done in float64 and the result has the dtype and device of conv's
+    weight. Neither conv nor bn is changed. bn's training flag does not matter (the running
+    statistics are used either way), but a bn without running statistics
+    (``track_running_stats=False``) normalises with each batch's own statistics and cannot be
+    folded.
+    """
+    if not isinstance(conv, torch.nn.Conv2d):
+        raise TypeError(f"expected conv to be a torch.nn.Conv2d, got {type(conv).__name__}")
+    if not isinstance(bn, torch.nn.BatchNorm2d):
+        raise TypeError(f"expected bn to be a torch.nn.BatchNorm2d, got {type(bn).__name__}")
+    for name, module in (("conv", conv), ("bn", bn)):
+        if isinstance(module, torch.nn.modules.lazy.LazyModuleMixin) and (
+            module.has_uninitialized_params()
+        ):
+            raise ValueError(
+                f"{name} is a lazy module whose parameters are not materialised yet; run a "
+                "forward pass (or give it its sizes) before folding"
+            )
+    if bn.num_features != conv.out_channels:
+        raise ValueError(
+            f"bn normalises {bn.num_features} channels but conv has out_channels = "
+            f"{conv.out_channels}; expected a BatchNorm2d({conv.out_channels}) after this conv"
+        )
+    if bn.running_mean is None or bn.running_var is None:
+        mode = "training" if bn.training else "evaluation"
+        raise ValueError(
+            f"bn (in {mode} mode) has no running statistics (track_running_stats=False), so it "
+            "normalises every batch with that batch's own mean and variance, which no fixed "
+            "convolution can reproduce; expected a BatchNorm2d with running statistics"
+        )
+    device = conv.weight.device
+    for name, t in (
+        ("bn.running_mean", bn.running_mean),
+        ("bn.running_var", bn.running_var),
+        ("bn.weight", bn.weight),
+        ("bn.bias", bn.bias),
+    ):
+        if t is not None and t.device != device:
+            raise ValueError(
+                f"{name} is on {t.device} but conv.weight is on {device}; "
+                "move them to the same device"
+            )
+    with torch.no_grad():
+        wide = torch.float64
+        var = bn.running_var.to(wide)
+        if bool((var < 0).any()):
+            raise ValueError("bn.running_var has negative entries; expected variances >= 0")
+        gamma = bn.weight.to(wide) if bn.weight is not None else torch.ones_like(var)
+        beta = bn.bias.to(wide) if bn.bias is not None else torch.zeros_like(var)
+        scale = gamma / torch.sqrt(var + bn.eps)  # (C_out,)
+        bias = conv.bias.to(wide) if conv.bias is not None else torch.zeros_like(var)
+        folded_weight = conv.weight.to(wide) * scale.view(-1, 1, 1, 1)
+        folded_bias = (bias - bn.running_mean.to(wide)) * scale + beta
+        folded = torch.nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            kernel_size=conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=True,
+            padding_mode=conv.padding_mode,
+            device=device,
+            dtype=conv.weight.dtype,
+        )
+        folded.weight.copy_(folded_weight)
+        folded.bias.copy_(folded_bias)
+    folded.train(conv.training)
+    return folded
+
+
+__all__.append("fold_batch_norm")
