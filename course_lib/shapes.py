@@ -7,6 +7,7 @@ size it has. The tests check each formula against actually running the PyTorch l
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "SummaryRow",
     "model_summary",
     "format_summary",
+    "count_multiply_adds",
 ]
 
 
@@ -625,12 +627,24 @@ def layer_costs(
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """One module of a model summary: its name, type, output shape and parameters."""
+    """One module of a model summary: its name, type, output shape and parameters, and the
+    multiply-adds of the convolutions and linear layers inside it (for the whole input batch,
+    every time they run)."""
 
     name: str
     type: str
     output_shape: tuple[int, ...]
     params: int
+    macs: int = 0
+
+
+def _run_macs(module: nn.Module, output: torch.Tensor) -> int:
+    """Multiply-adds of one run of a Conv2d or Linear layer that produced ``output``."""
+    if isinstance(module, nn.Conv2d):
+        return (
+            output.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+        )
+    return output.numel() * module.in_features
 
 
 def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> list[SummaryRow]:
@@ -660,6 +674,7 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
         )
     }
     rows: dict[str, SummaryRow] = {}
+    macs = dict.fromkeys(wanted, 0)
 
     def record(name: str, module: nn.Module, output: object) -> None:
         if name in rows or not isinstance(output, torch.Tensor):
@@ -668,10 +683,29 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
             name, type(module).__name__, tuple(output.shape), _module_parameters(module)
         )
 
+    def owner(leaf: str) -> str | None:
+        """The summarised module that ``leaf`` belongs to."""
+        for name in wanted:
+            if leaf == name or leaf.startswith(name + "."):
+                return name
+        return None
+
+    def add_macs(name: str | None, module: nn.Module, output: torch.Tensor) -> None:
+        if name is not None:
+            macs[name] += _run_macs(module, output)
+
     hooks = [
         module.register_forward_hook(lambda m, _inputs, out, name=name: record(name, m, out))
         for name, module in wanted.items()
     ]
+    for leaf, module in model.named_modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            name = owner(leaf)
+            hooks.append(
+                module.register_forward_hook(
+                    lambda m, _inputs, out, name=name: add_macs(name, m, out)
+                )
+            )
     was_training = model.training
     try:
         model.eval()
@@ -681,20 +715,36 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    return list(rows.values())
+    return [dataclasses.replace(row, macs=macs[row.name]) for row in rows.values()]
+
+
+def count_multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-adds of the convolutions and linear layers of one forward pass of ``model``.
+
+    input_shape: ``(N, C, H, W)``; the count is for the whole batch. Found by running the model
+    (see :func:`model_summary`; use the ``meta`` device for large models). Other layers
+    (normalisation, activations, pooling, additions) are left out, as is usual: they cost
+    little next to the convolutions. A convolution's count is output elements times
+    ``C_in / groups * kh * kw``; a linear layer's, output elements times ``in_features``.
+    """
+    return sum(row.macs for row in model_summary(model, input_shape))
 
 
 def format_summary(rows: Sequence[SummaryRow]) -> str:
     """A text table of :func:`model_summary` rows with a total of the parameters."""
     width = max([len(r.name) for r in rows] + [5])
     type_width = max([len(r.type) for r in rows] + [4])
-    lines = [f"{'layer':<{width}}  {'type':<{type_width}}  {'output shape':<22}  {'params':>12}"]
+    lines = [
+        f"{'layer':<{width}}  {'type':<{type_width}}  {'output shape':<22}  {'params':>12}  "
+        f"{'mult-adds':>15}"
+    ]
     for row in rows:
         lines.append(
             f"{row.name:<{width}}  {row.type:<{type_width}}  {row.output_shape!s:<22}  "
-            f"{row.params:>12,}"
+            f"{row.params:>12,}  {row.macs:>15,}"
         )
     lines.append(
-        f"{'total':<{width}}  {'':<{type_width}}  {'':<22}  {sum(r.params for r in rows):>12,}"
+        f"{'total':<{width}}  {'':<{type_width}}  {'':<22}  {sum(r.params for r in rows):>12,}  "
+        f"{sum(r.macs for r in rows):>15,}"
     )
     return "\n".join(lines)

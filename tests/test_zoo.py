@@ -12,7 +12,13 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from course_lib import count_parameters, format_summary, model_summary
+from course_lib import (
+    count_multiply_adds,
+    count_parameters,
+    format_summary,
+    layer_costs,
+    model_summary,
+)
 from course_lib.models import (
     GOOGLENET_INCEPTIONS,
     BasicBlock,
@@ -234,3 +240,23 @@ def test_model_summary_follows_branches_and_shortcuts() -> None:
     assert "stages" in text and f"{count_parameters(model):,}" in text
     with pytest.raises(ValueError, match="input_shape must be"):
         model_summary(model, (3, 0, 4))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121", "convnext_tiny", "vgg16"])
+def test_multiply_adds_agree_with_torchs_flop_counter(name: str) -> None:
+    """PyTorch's FlopCounterMode counts 2 flops per multiply-add of every convolution and
+    matrix product; layer_costs (analytical, plain stacks) must agree too."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = PAIRS[name][0]().eval()
+    x = torch.zeros(1, 3, 64, 64)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    ours = count_multiply_adds(model, (1, 3, 64, 64))
+    assert ours * 2 == counter.get_total_flops()
+    rows = model_summary(model, (1, 3, 64, 64))
+    assert sum(r.macs for r in rows) == ours and all(r.macs >= 0 for r in rows)
+    if name == "vgg16":
+        assert ours == sum(c.macs for c in layer_costs(model, (3, 64, 64)))
+    # the batch multiplies the count
+    assert count_multiply_adds(model.to("meta"), (4, 3, 64, 64)) == 4 * ours
