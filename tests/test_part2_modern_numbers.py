@@ -1,14 +1,13 @@
 """Claims of the chapters on ResNet/DenseNet and ConvNeXt, checked independently.
 
-The chapters count multiply-adds with forward hooks; here PyTorch's own FLOP counter gives the
-reference (it counts 2 FLOPs per multiply-add). The channel arithmetic, the parameter formulas
-of the blocks, the normalisation axes and the stochastic-depth schedule are checked against
-formulas and reference computations written out in full.
+The chapters count multiply-adds with course_lib's ``count_multiply_adds`` (forward hooks);
+here PyTorch's own FLOP counter gives the reference (it counts 2 FLOPs per multiply-add). The
+channel arithmetic, the parameter formulas of the blocks, the normalisation axes and the
+stochastic-depth schedule are checked against formulas and reference computations written out in
+full.
 """
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib import count_parameters
+from course_lib import count_multiply_adds, count_parameters
 from course_lib.models import (
     BasicBlock,
     Bottleneck,
@@ -32,31 +31,6 @@ from course_lib.models import (
 
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-def hook_multiply_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """The chapters' counter: Conv2d and Linear multiply-adds from the output shapes."""
-    total = 0
-
-    def count(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            total += (
-                output.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
-            )
-        else:
-            total += output.numel() * module.in_features
-
-    hooks = [
-        m.register_forward_hook(count)
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d | nn.Linear)
-    ]
-    with torch.no_grad():
-        model.eval()(torch.zeros(input_shape, device=_device(model)))
-    for hook in hooks:
-        hook.remove()
-    return total
 
 
 def pytorch_multiply_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -76,10 +50,10 @@ def pytorch_multiply_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int
         (lambda: resnet_cifar(3, shortcut="B"), (1, 3, 32, 32)),
     ],
 )
-def test_hook_multiply_adds_match_pytorch_flop_counter(build, shape) -> None:
+def test_multiply_adds_match_pytorch_flop_counter(build, shape) -> None:
     with torch.device("meta"):  # shapes only: no memory, no arithmetic
         model = build()
-    assert hook_multiply_adds(model, shape) == pytorch_multiply_adds(model, shape)
+    assert count_multiply_adds(model, shape) == pytorch_multiply_adds(model, shape)
 
 
 def test_resnet50_multiply_adds_and_the_stride_placement() -> None:

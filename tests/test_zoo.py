@@ -260,3 +260,13 @@ def test_multiply_adds_agree_with_torchs_flop_counter(name: str) -> None:
         assert ours == sum(c.macs for c in layer_costs(model, (3, 64, 64)))
     # the batch multiplies the count
     assert count_multiply_adds(model.to("meta"), (4, 3, 64, 64)) == 4 * ours
+
+
+def test_alexnet_paper_normalisation_is_the_papers_formula() -> None:
+    """b = a / (k + 1e-4 * sum of a^2 over the 5 channels around it)^0.75, k = 2."""
+    torch.manual_seed(3)
+    a = torch.randn(2, 9, 4, 4) * 30
+    squares = torch.nn.functional.pad(a**2, (0, 0, 0, 0, 2, 2))
+    window_sums = sum(squares[:, i : i + 9] for i in range(5))
+    expected = a / (2 + 1e-4 * window_sums) ** 0.75
+    torch.testing.assert_close(alexnet("paper").norm1(a), expected)

@@ -15,6 +15,14 @@ from course_lib.models.lenet import _check_sizes, init_weights
 __all__ = ["VGG_CONFIGS", "alexnet", "nin", "nin_block", "vgg", "vgg_block"]
 
 
+def _paper_lrn() -> nn.LocalResponseNorm:
+    """The paper's normalisation: ``b = a / (k + alpha * sum of a^2 over n channels)^beta`` with
+    k = 2, n = 5, alpha = 1e-4, beta = 0.75. PyTorch's layer multiplies the sum by ``alpha / n``
+    instead, so it gets ``n * alpha``."""
+    size = 5
+    return nn.LocalResponseNorm(size=size, alpha=size * 1e-4, beta=0.75, k=2.0)
+
+
 def alexnet(
     variant: str = "torchvision",
     num_classes: int = 1000,
@@ -51,14 +59,14 @@ def alexnet(
         ("relu1", nn.ReLU(inplace=True)),
     ]
     if variant == "paper":
-        layers.append(("norm1", nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)))
+        layers.append(("norm1", _paper_lrn()))
     layers += [
         ("pool1", nn.MaxPool2d(kernel_size=3, stride=2)),
         ("conv2", nn.Conv2d(c1, c2, kernel_size=5, padding=2, groups=groups[1])),
         ("relu2", nn.ReLU(inplace=True)),
     ]
     if variant == "paper":
-        layers.append(("norm2", nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)))
+        layers.append(("norm2", _paper_lrn()))
     layers += [
         ("pool2", nn.MaxPool2d(kernel_size=3, stride=2)),
         ("conv3", nn.Conv2d(c2, c3, kernel_size=3, padding=1, groups=groups[2])),
