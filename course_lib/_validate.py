@@ -12,6 +12,7 @@ import torch
 
 __all__ = [
     "as_pair",
+    "check_positive_int",
     "check_positive",
     "check_non_negative",
     "check_tensor",
@@ -40,6 +41,16 @@ def as_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     ):
         return (int(value[0]), int(value[1]))
     raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def check_positive_int(value: object, name: str, note: str = "") -> int:
+    """Return ``value`` if it is an int >= 1 (a bool is not); raise ``ValueError`` naming it.
+
+    ``note`` is added after "positive int" in the message, e.g. ``" (6n + 2 layers)"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int{note}, got {value!r}")
+    return value
 
 
 def check_positive(value: tuple[int, ...] | int, name: str) -> None:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ._validate import check_positive_int
+
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "DEFAULT_FASHION_MNIST_DIR",
@@ -215,8 +217,7 @@ def fashion_mnist_loaders(
     deviation of the *training split's* pixels (never of validation or test data).
     Batches: x ``(B, 1, 28, 28)`` float32, y ``(B,)`` int64. Only the train loader shuffles.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     x_all, y_all = load_fashion_mnist(root, train=True, download=download).tensors

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ._validate import check_positive_int
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -74,8 +76,7 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> 
     predictions (scikit-learn's convention).
     """
     true, pred = _pair(y_true, y_pred)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_positive_int(num_classes, "num_classes")
     for array, name in ((true, "y_true"), (pred, "y_pred")):
         if array.min() < 0 or array.max() >= num_classes:
             raise ValueError(

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ._validate import check_positive_int
 from .device import pick_device
 
 if TYPE_CHECKING:
@@ -89,8 +90,7 @@ def train(
     parameters before or after, both work since moving keeps the parameter objects. A
     ``scheduler`` is stepped once per epoch. ``progress=False`` turns off the progress bar.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    check_positive_int(epochs, "epochs")
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     device = _resolve_device(device)
     model.to(device)

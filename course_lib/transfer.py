@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_tensor
+from ._validate import check_positive_int, check_tensor
 
 __all__ = [
     "PENULTIMATE",
@@ -293,8 +293,7 @@ def top_k(
     ``(name, probability)``, most probable first.
     """
     x = check_tensor(images, "images", 4, "(N, 3, H, W)")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_positive_int(k, "k")
     with _eval_mode(model), torch.no_grad():
         logits = model(x.to(_model_device(model)))
     num_classes = logits.shape[1]
@@ -393,8 +392,7 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     parameters are trainable whatever was frozen before; seed with ``torch.manual_seed`` for a
     reproducible initialisation.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_positive_int(num_classes, "num_classes")
     name = head_name(model)
     old = model.get_submodule(name)
     new = nn.Linear(
@@ -432,9 +430,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 def _check_batch_size(batch_size: object) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
+    return check_positive_int(batch_size, "batch_size")
 
 
 def _batches(
@@ -612,8 +608,7 @@ def fit_linear_probe(
         raise ValueError(f"labels must be < num_classes={num_classes}, got {int(labels.max())}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
+    check_positive_int(max_iter, "max_iter")
 
     f = f.detach()
     y = labels.detach().to(device=f.device, dtype=torch.int64)
@@ -651,8 +646,7 @@ def balanced_subset(labels: torch.Tensor, per_class: int, *, seed: int = 0) -> t
     """
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1:
         raise ValueError("expected labels to be a 1-D tensor (N,)")
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive int, got {per_class!r}")
+    check_positive_int(per_class, "per_class")
     generator = torch.Generator().manual_seed(seed)
     chosen = []
     for c in torch.unique(labels).tolist():

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from course_lib._validate import check_positive_int
 from course_lib.models.lenet import _check_sizes, init_weights
 
 __all__ = ["VGG_CONFIGS", "alexnet", "nin", "nin_block", "vgg", "vgg_block"]
@@ -113,8 +114,7 @@ def vgg_block(
     x: (N, in_channels, H, W) -> (N, out_channels, H // 2, W // 2)
     """
     for value, name in ((num_convs, "num_convs"), (in_channels, "in_channels")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(value, name)
     layers: list[nn.Module] = []
     for i in range(num_convs):
         layers.append(

@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from course_lib._validate import check_positive_int
 from course_lib.shapes import conv_output_size, pool_output_size
 
 __all__ = ["lenet5", "fashion_mnist_cnn", "init_weights"]
@@ -46,8 +47,7 @@ def init_weights(model: nn.Module, nonlinearity: str = "relu") -> nn.Module:
 
 def _check_sizes(num_classes: int, in_channels: int) -> None:
     for value, name in ((num_classes, "num_classes"), (in_channels, "in_channels")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(value, name)
 
 
 def lenet5(variant: str = "original", num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:

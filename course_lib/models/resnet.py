@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib._validate import check_positive_int
 from course_lib.models.lenet import _check_sizes, init_weights
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "RESNET_LAYOUTS", "resnet", "resnet_cifar"]
@@ -191,8 +192,7 @@ def resnet_cifar(
     ``shortcut=None`` gives the plain network of the same depth.
     """
     _check_sizes(num_classes, in_channels)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int (6n + 2 layers), got {n!r}")
+    check_positive_int(n, "n", " (6n + 2 layers)")
     stem = nn.Sequential(
         nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
         nn.BatchNorm2d(widths[0]),

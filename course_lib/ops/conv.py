@@ -43,6 +43,7 @@ from course_lib._validate import (
     as_pair,
     check_non_negative,
     check_positive,
+    check_positive_int,
     check_same_device_dtype,
     check_tensor,
 )
@@ -241,9 +242,7 @@ def convolve2d(x: torch.Tensor, kernel: torch.Tensor, mode: str = "valid") -> to
 
 
 def _check_groups(groups: object) -> int:
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
-    return groups
+    return check_positive_int(groups, "groups")
 
 
 def _check_conv2d_args(
@@ -540,29 +539,30 @@ def _phase_body(phases: torch.Tensor, geom: _Geometry) -> torch.Tensor:
     return body.view(sh, sw, channels, geom.n_batch, geom.phase_h, geom.phase_w)
 
 
+def _axis_phases(size: int, pad: int, stride: int):
+    """How ``size`` pixels with ``pad`` padding before them lie in the ``stride`` phases of one
+    axis: padded position ``p = i + pad`` goes to phase ``p % stride`` at ``p // stride``.
+
+    Yields, for each phase that holds pixels, ``(phase, which input positions, where they go)``.
+    """
+    for phase in range(stride):
+        first = (phase - pad) % stride  # the first input position whose padded one is in phase
+        if first >= size:
+            continue
+        count = len(range(first, size, stride))
+        start = (first + pad) // stride
+        yield phase, slice(first, None, stride), slice(start, start + count)
+
+
 def _phase_slices(geom: _Geometry):
     """For each phase (a, b) that holds input pixels: (a, b, which input rows and columns,
     where they go in the phase). Padded row ``r + top`` lies in phase ``(r + top) % sh``."""
     (sh, sw), (top, _, left, _) = geom.stride, geom.pads
     height, width = geom.in_hw
-    for a in range(sh):
-        first_row = (a - top) % sh  # the first input row whose padded row is in phase a
-        if first_row >= height:
-            continue
-        n_rows = len(range(first_row, height, sh))
-        row0 = (first_row + top) // sh
-        for b in range(sw):
-            first_col = (b - left) % sw
-            if first_col >= width:
-                continue
-            n_cols = len(range(first_col, width, sw))
-            col0 = (first_col + left) // sw
-            yield (
-                a,
-                b,
-                (slice(first_row, None, sh), slice(first_col, None, sw)),
-                (slice(row0, row0 + n_rows), slice(col0, col0 + n_cols)),
-            )
+    columns = list(_axis_phases(width, left, sw))
+    for a, rows, phase_rows in _axis_phases(height, top, sh):
+        for b, cols, phase_cols in columns:
+            yield a, b, (rows, cols), (phase_rows, phase_cols)
 
 
 def _to_phases(x: torch.Tensor, geom: _Geometry) -> torch.Tensor:
@@ -633,21 +633,6 @@ def _zero_border(images: torch.Tensor, rows: slice, cols: slice) -> None:
     images[..., rows.stop :, :].zero_()
     images[..., rows, : cols.start].zero_()
     images[..., rows, cols.stop :].zero_()
-
-
-def _column_phases(width: int, left: int, sw: int):
-    """How a row of ``width`` pixels lies in the column phases of its padded row.
-
-    Padded column ``p = col + left`` goes to phase ``p % sw`` at position ``p // sw``. Yields,
-    for each phase ``b`` that holds pixels, ``(b, which input columns, where they go)``.
-    """
-    for b in range(sw):
-        first_col = (b - left) % sw  # the first input column whose padded column is in phase b
-        if first_col >= width:
-            continue
-        n_cols = len(range(first_col, width, sw))
-        v0 = (first_col + left) // sw
-        yield b, slice(first_col, None, sw), slice(v0, v0 + n_cols)
 
 
 def _column_tap_groups(kw: int, dw: int, sw: int):
@@ -730,7 +715,7 @@ class _ColumnsPlan:
         # (target in x_phases, input columns) per column phase
         self.fills = [
             (self.x_phases[:, :, top : top + height, b, positions], cols)
-            for b, cols, positions in _column_phases(width, left, sw)
+            for b, cols, positions in _axis_phases(width, left, sw)
         ]
         self.tap_groups = list(_column_tap_groups(kw, dw, sw))
         self.copies = self._im2col_pairs(self.columns, 0, out_h) if self.whole_samples else []
