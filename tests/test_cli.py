@@ -88,9 +88,26 @@ def test_commands_outside_a_course_say_so(tmp_path: Path, monkeypatch, capsys) -
 )
 def test_scan_source_flags_tampering_with_the_line(source: str, kind: str) -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n" + source)])
-    flags = scan_source(nb)
+    flags = [f for f in scan_source(nb) if f.kind != "suspicious-code"]
     assert [f.kind for f in flags] == [kind]
     assert flags[0].evidence == f"cell 1, line 2: {source}"
+
+
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("import os\nos.walk('/')", "imports os"),
+        ("import shutil as s", "imports shutil"),
+        ("from pathlib import Path", "imports pathlib"),
+        ("exec(code)", "runs code built at run time"),
+        ("x = ().__class__.__base__", "reaches the internals of an object (__base__)"),
+    ],
+)
+def test_cells_the_student_added_are_read_as_code(source: str, what: str) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    flags = [f for f in scan_source(nb) if f.kind == "suspicious-code"]
+    assert what in [f.detail for f in flags]
+    assert flags[0].evidence.startswith("cell 1, line 1: ")
 
 
 def test_scan_source_leaves_honest_code_alone() -> None:

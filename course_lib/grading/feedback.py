@@ -20,17 +20,12 @@ from course_lib.grading.report import latest_report
 
 __all__ = [
     "FeedbackRun",
-    "HiddenTestLeak",
     "hidden_test_lines",
     "render_feedback",
     "write_feedback",
 ]
 
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
-
-
-class HiddenTestLeak(RuntimeError):
-    """Feedback would have shown a line of a hidden test."""
 
 
 def hidden_test_lines(solution: Path) -> set[str]:

@@ -51,6 +51,7 @@ SUSPICIOUS = {
     "introspection",
     "protocol-violation",
     "refused-submission",
+    "suspicious-code",
 }
 
 

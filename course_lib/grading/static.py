@@ -29,9 +29,11 @@ from dataclasses import dataclass
 
 __all__ = [
     "SAFE_STDLIB",
+    "SYSTEM_MODULES",
     "CodePolicy",
     "Finding",
     "check_cell",
+    "suspicious_code",
 ]
 
 #: Standard-library modules an answer may import: pure computation, no files, no processes.
@@ -56,6 +58,48 @@ SAFE_STDLIB: tuple[str, ...] = (
     "string",
     "re",
     "warnings",
+)
+
+#: Modules that reach the system (files, processes, the interpreter's machinery): a cell that is
+#: not an answer and imports one of them is flagged for the instructor to look at.
+SYSTEM_MODULES: frozenset[str] = frozenset(
+    {
+        "os",
+        "sys",
+        "shutil",
+        "subprocess",
+        "ctypes",
+        "cffi",
+        "socket",
+        "importlib",
+        "pathlib",
+        "glob",
+        "pickle",
+        "marshal",
+        "signal",
+        "resource",
+        "threading",
+        "multiprocessing",
+        "concurrent",
+        "asyncio",
+        "gc",
+        "inspect",
+        "builtins",
+        "types",
+        "tempfile",
+        "sqlite3",
+        "urllib",
+        "http",
+        "runpy",
+        "code",
+        "pty",
+        "fcntl",
+        "mmap",
+        "posix",
+        "nbgrader",
+        "course_lib",
+        "IPython",
+    }
 )
 
 #: Modules an answer may import for a few harmless attributes only (printing, timing).
@@ -371,3 +415,36 @@ def check_cell(source: str, policy: CodePolicy | None = None, *, setup: str = ""
     checker = _Checker(policy, bindings, source.splitlines())
     checker.visit(tree)
     return sorted(checker.findings, key=lambda f: f.line)
+
+
+def suspicious_code(source: str) -> list[Finding]:
+    """What a cell that is not an answer (a cell the student added, or an unlocked one) does
+    that reaches the system or around names: not a reason to lose points, a flag with evidence.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    lines = source.splitlines()
+    found: list[Finding] = []
+
+    def add(node: ast.AST, what: str) -> None:
+        line = getattr(node, "lineno", 0)
+        text = lines[line - 1].strip()[:160] if 0 < line <= len(lines) else ""
+        finding = Finding("suspicious-code", line, what, text)
+        if finding not in found:
+            found.append(finding)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            for name in names:
+                if name.startswith(".") or name.partition(".")[0] in SYSTEM_MODULES:
+                    add(node, f"imports {name}")
+        elif isinstance(node, ast.Name) and node.id in DYNAMIC_NAMES:
+            add(node, DYNAMIC_NAMES[node.id])
+        elif isinstance(node, ast.Attribute) and node.attr in DUNDER_ATTRIBUTES:
+            add(node, f"reaches the internals of an object ({node.attr})")
+    return sorted(found, key=lambda f: f.line)

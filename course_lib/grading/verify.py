@@ -25,7 +25,13 @@ import numpy as np
 
 from course_lib.grading import checks
 from course_lib.grading.sandbox import Call, Limits, SandboxRun, Unsupported, run_functions
-from course_lib.grading.static import SAFE_STDLIB, CodePolicy, Finding, check_cell
+from course_lib.grading.static import (
+    SAFE_STDLIB,
+    CodePolicy,
+    Finding,
+    check_cell,
+    suspicious_code,
+)
 
 __all__ = [
     "Flag",
@@ -255,12 +261,26 @@ _PATTERNS: list[tuple[str, str, re.Pattern[str]]] = [
 
 
 def scan_source(nb: nbformat.NotebookNode) -> list[Flag]:
-    """Flags for code in any code cell that tampers with grading, with the line as evidence."""
+    """Flags for code in any code cell that tampers with grading, with the line as evidence.
+
+    Cells that are not answer or test cells (the student's own) are also read as code: what
+    reaches the system there (``os``, ``shutil``, ``exec``, ...) is flagged.
+    """
     flags = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         where = _grade_id(cell) or f"cell {index + 1}"
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not (meta.get("solution") or meta.get("grade") or meta.get("locked")):
+            for finding in suspicious_code(_strip_magics(cell.source)):
+                flags.append(
+                    Flag(
+                        finding.kind,
+                        finding.what,
+                        f"{where}, line {finding.line}: {finding.evidence}",
+                    )
+                )
         for number, line in enumerate(cell.source.splitlines(), start=1):
             code = line.split("#", 1)[0]
             for kind, detail, pattern in _PATTERNS:
