@@ -495,6 +495,7 @@ def autograde(
     verify_limits: Limits | None = None,
     executor: object | None = None,
     batch_timeout: float | None = None,
+    submission_budget: float | None = None,
     on_result: Callable[[StudentResult], None] | None = None,
 ) -> AutogradeRun:
     """Autograde the submissions of ``assignment`` (see the module docstring).
@@ -502,7 +503,10 @@ def autograde(
     ``students`` limits the run to those students (a regrade); ``timeout`` is nbgrader's limit
     per cell and the sandbox's per call (seconds); ``memory_mb`` the memory a submission may
     use; ``executor`` a :class:`LocalPool` (default, ``jobs`` workers) or a Dask executor;
-    ``batch_timeout`` the whole run's limit (default: enough for every submission's budget).
+    ``submission_budget`` the seconds one submission may take in all (default: enough for
+    nbgrader's timeouts and the sandbox's budget); ``batch_timeout`` the whole run's limit
+    (default: enough for every submission's budget); ``on_result`` is called with each result
+    as it is written.
     """
     from tqdm.auto import tqdm
 
@@ -537,7 +541,7 @@ def autograde(
     release = release_path.read_bytes() if release_path.is_file() else b""
     limits = verify_limits or Limits(call_timeout=float(timeout), memory_mb=memory_mb)
     version = grading_version()
-    budget = max(120.0, 20.0 * timeout) + limits.total_seconds
+    budget = submission_budget or max(120.0, 20.0 * timeout) + limits.total_seconds
     with _run_folder() as scratch:
         template = scratch / "template.db"
         _template_gradebook(root, assignment, template, course_id)
