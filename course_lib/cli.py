@@ -148,9 +148,9 @@ def _feedback(root: Path, args: argparse.Namespace) -> int:
 
 
 def _grades(root: Path, args: argparse.Namespace) -> int:
-    from course_lib.grading.gradebook import grades_csv
+    from course_lib.grading.gradebook import grades_csv, lms_csv
 
-    text = grades_csv(root, args.assignment)
+    text = lms_csv(root, args.lms) if args.lms else grades_csv(root, args.assignment)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output} ({text.count(chr(10)) - 1} rows)")
@@ -204,6 +204,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grades", help="the gradebook as CSV")
     p.add_argument("--assignment", "-a")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument(
+        "--lms",
+        choices=["canvas", "moodle"],
+        help="one row per student and a column per assignment, for Canvas's or Moodle's import",
+    )
     p = sub.add_parser("verify", help="grade one notebook in the sandbox")
     p.add_argument("notebook")
     p.add_argument("assignment")
