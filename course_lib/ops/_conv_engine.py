@@ -26,7 +26,7 @@ the same sizes come back (:mod:`course_lib.ops._workspace`): the padding is zero
 small convolution does not spend as long in Python working out views as in arithmetic.
 ``python -m benchmarks conv`` times all this against ``torch.nn.functional.conv2d``.
 
-The three entry points are :func:`conv2d_forward`, :func:`conv2d_gradients` and
+The entry points are :func:`conv2d_forward`, :func:`conv2d_gradients` and
 :func:`conv_transpose2d_forward`; everything else here is internal.
 """
 
@@ -452,7 +452,7 @@ class _ShiftedPlan:
         return out
 
 
-def _conv2d_fast(
+def conv2d_forward(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
@@ -589,22 +589,8 @@ def _weight_grad_fast(
 
 
 # --------------------------------------------------------------------------------------------
-# Entry points, on checked arguments
+# Gradients and the transposed convolution, on checked arguments
 # --------------------------------------------------------------------------------------------
-
-
-def conv2d_forward(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    stride: tuple[int, int],
-    pads: Padding4,
-    dilation: tuple[int, int],
-    groups: int,
-) -> torch.Tensor:
-    """conv2d. x: (N, C_in, H, W), weight: (C_out, C_in/groups, kh, kw), bias: (C_out,) or None
-    -> (N, C_out, H_out, W_out)."""
-    return _conv2d_fast(x, weight, bias, stride, pads, dilation, groups)
 
 
 def conv2d_gradients(
