@@ -218,6 +218,7 @@ class Hub:
     ports: list[int]
     course: Path  # the instructor's course folder
     exchange: Path
+    roster: Path
     pid: int  # the hub's process; the proxy, the servers and their kernels descend from it
     servers: dict[str, Server] = field(default_factory=dict)
 
@@ -348,7 +349,9 @@ def hub() -> Iterator[Hub]:
             cwd=state, env=env, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        result = Hub(f"http://127.0.0.1:{port}", token, ports, course, exchange, process.pid)
+        result = Hub(
+            f"http://127.0.0.1:{port}", token, ports, course, exchange, roster, process.pid
+        )
 
         def hub_answers() -> bool:
             if process.poll() is not None:
@@ -477,6 +480,11 @@ def test_instructor_releases_and_students_fetch_validate_answer_submit(hub: Hub)
     instructor = hub.instructor
     output = instructor.run(f"cd ~/cnn-course && course release {ASSIGNMENT}")
     assert "no solution, no hidden test" in output
+    # the students of the roster into nbgrader's gradebook, with their names
+    instructor.run(
+        f"cd ~/cnn-course && awk -F, 'NR == 1 || $2 == \"student\"' {hub.roster} > students.csv"
+        " && nbgrader db student import students.csv"
+    )
     instructor.run(f"cd ~/cnn-course && nbgrader release_assignment {ASSIGNMENT}")
     outbound = hub.exchange / COURSE_ID / "outbound" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert outbound.is_file()
@@ -565,12 +573,14 @@ def test_formgrader_shows_the_verified_scores(hub: Hub, browser) -> None:
     page.screenshot(path=str(shots / "formgrader-submissions.png"))
     rows = page.evaluate(
         "() => Array.from(document.querySelectorAll('tbody tr')).map(tr =>"
-        " [tr.querySelector('td.student-id').innerText, tr.querySelector('td.score').innerText,"
+        " [tr.querySelector('td.student-name').innerText,"
+        "  tr.querySelector('td.student-id').innerText, tr.querySelector('td.score').innerText,"
         "  tr.querySelector('td.status').innerText])"
     )
-    shown = {student: score for student, score, _ in rows}
+    shown = {student: score for _, student, score, _ in rows}
     assert shown == {n: f"{EXPECTED_SCORES[n]:g} / 20" for n in STUDENTS}, rows
-    assert all(status.strip() == "graded" for _, _, status in rows), rows
+    assert {name for name, *_ in rows} == {f"Student, {n.title()}" for n in STUDENTS}, rows
+    assert all(status.strip() == "graded" for *_, status in rows), rows
     assert not errors, errors
     page.close()
 
