@@ -5,11 +5,11 @@
 #   scripts/setup.sh test   the same, plus Chromium for the browser tests and Node.js with
 #                           the JupyterHub's HTTP proxy (deploy/jupyterhub/node_modules)
 #
-# System packages (Debian/Ubuntu): dataset-fashion-mnist and, for tests, chromium and nodejs
-# (npm too where node comes without it). They are installed with apt-get when this runs as root;
-# otherwise the script says what to install. Python packages go into .venv (created with
-# Python 3.11) from pyproject.toml; configurable-http-proxy into deploy/jupyterhub/node_modules
-# from its package-lock.json.
+# System packages (Debian/Ubuntu): dataset-fashion-mnist and, for tests, chromium, bubblewrap
+# (grading runs student code in bubblewrap containers) and nodejs (npm too where node comes
+# without it). They are installed with apt-get when this runs as root; otherwise the script says
+# what to install. Python packages go into .venv (created with Python 3.11) from pyproject.toml;
+# configurable-http-proxy into deploy/jupyterhub/node_modules from its package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,8 @@ stamp="$venv/.course-installed"
 
 apt_packages=(dataset-fashion-mnist)
 if [ "$target" = "test" ]; then
-    apt_packages+=(chromium fonts-dejavu-core)
+    # bubblewrap: the containers that grading runs student code in
+    apt_packages+=(chromium fonts-dejavu-core bubblewrap)
     # node may come from a nodejs package that bundles npm; ask for Debian's npm only without it
     command -v node >/dev/null || apt_packages+=(nodejs)
     command -v npm >/dev/null || apt_packages+=(npm)
