@@ -626,9 +626,21 @@ def test_grades_export(hub: Hub) -> None:
     assert float(carol["corr2d"]) == 0.0 and float(carol["conv2d_forward"]) > 0
 
 
+def _manual_score(hub: Hub, student: str, grade: str) -> float | None:
+    """The manual score of one cell of a student's notebook, from the formgrader's API."""
+    notebooks = hub.instructor.json(
+        "GET", f"formgrader/api/submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}"
+    )
+    submission = next(n for n in notebooks if n["student"] == student)
+    grades = hub.instructor.json(
+        "GET", "formgrader/api/grades", params={"submission_id": submission["id"]}
+    )
+    return next(g for g in grades if g["name"] == grade)["manual_score"]
+
+
 @pytest.mark.browser
-def test_manual_score_set_in_the_formgrader_survives_autograde(hub: Hub, browser) -> None:
-    """The instructor gives carol 1 point by hand for test_corr2d; autograde runs again."""
+def test_manual_score_set_in_the_formgrader(hub: Hub, browser) -> None:
+    """The instructor gives carol 1 point by hand for test_corr2d in the formgrader."""
     shots = ROOT / "artifacts" / "jupyterhub"
     notebooks = hub.instructor.json(
         "GET", f"formgrader/api/submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}"
@@ -641,46 +653,39 @@ def test_manual_score_set_in_the_formgrader_survives_autograde(hub: Hub, browser
     score.scroll_into_view_if_needed()
     score.fill(f"{MANUAL_POINTS:g}")
     score.press("Tab")  # the formgrader saves on change
-
-    def manual_score() -> float | None:
-        grades = hub.instructor.json(
-            "GET", "formgrader/api/grades", params={"submission_id": submission["id"]}
-        )
-        return next(g for g in grades if g["name"] == "test_corr2d")["manual_score"]
-
-    _wait_for(lambda: manual_score() == MANUAL_POINTS, 30, "the manual score was not saved")
+    _wait_for(
+        lambda: _manual_score(hub, BUGGY, "test_corr2d") == MANUAL_POINTS,
+        30,
+        "the manual score was not saved",
+    )
     page.screenshot(path=str(shots / "formgrader-manual-score.png"))
     # the grading page takes MathJax from nbconvert's CDN address, which is offline here
     assert not [e for e in errors if "MathJax is not defined" not in e], errors
     page.close()
-    expected = EXPECTED_SCORES[BUGGY] + MANUAL_POINTS
-    assert _formgrader_submissions(hub)[BUGGY]["score"] == expected
-
-    # a later autograde run of the class keeps the grader's score: nbgrader's score of a cell
-    # is its manual score where one is set, and `course autograde` writes only the auto score
-    hub.instructor.run(f"cd ~/cnn-course && course autograde {ASSIGNMENT} --jobs 2 --quiet")
-    assert manual_score() == MANUAL_POINTS
-    assert _formgrader_submissions(hub)[BUGGY]["score"] == expected
-    hub.instructor.run("cd ~/cnn-course && course grades -o grades.csv")
-    rows = csv.DictReader(io.StringIO(hub.instructor.read("cnn-course/grades.csv")))
-    assert {r["student"]: float(r["total"]) for r in rows}[BUGGY] == expected
+    assert _formgrader_submissions(hub)[BUGGY]["score"] == EXPECTED_SCORES[BUGGY] + MANUAL_POINTS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13, item 5: `course autograde ASSIGNMENT --student S` is not there yet",
-)
-def test_regrading_one_student(hub: Hub) -> None:
+def test_regrading_one_student_keeps_the_manual_score(hub: Hub) -> None:
+    """carol is regraded alone; the grader's point stays, the others' grades are untouched.
+
+    nbgrader's score of a cell is its manual score where one is set, and ``course autograde``
+    writes the verified points as the auto score: the manual score is kept, not overwritten.
+    """
     before = _latest_report(hub.course)
     hub.instructor.run(
-        f"cd ~/cnn-course && course autograde {ASSIGNMENT} --student {CORRECT} --quiet"
+        f"cd ~/cnn-course && course autograde {ASSIGNMENT} --student {BUGGY} --quiet"
     )
     after = _latest_report(hub.course)
     assert after != before
-    assert set(after["students"]) == {CORRECT}
+    assert set(after["students"]) == {BUGGY}
+    assert after["students"][BUGGY]["score"] == EXPECTED_SCORES[BUGGY]  # the verified score
+    assert _manual_score(hub, BUGGY, "test_corr2d") == MANUAL_POINTS
+    expected = {**EXPECTED_SCORES, BUGGY: EXPECTED_SCORES[BUGGY] + MANUAL_POINTS}
     rows = _formgrader_submissions(hub)
-    assert rows[CORRECT]["score"] == EXPECTED_SCORES[CORRECT]
-    assert rows[BUGGY]["score"] == EXPECTED_SCORES[BUGGY] + MANUAL_POINTS  # untouched
+    assert {n: rows[n]["score"] for n in STUDENTS} == expected
+    hub.instructor.run("cd ~/cnn-course && course grades -o grades.csv")
+    exported = csv.DictReader(io.StringIO(hub.instructor.read("cnn-course/grades.csv")))
+    assert {r["student"]: float(r["total"]) for r in exported} == expected
 
 
 @pytest.mark.xfail(
