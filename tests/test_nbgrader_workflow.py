@@ -212,6 +212,9 @@ def test_plain_nbgrader_autograde_is_switched_off_and_says_what_to_run(klass: Cl
     assert done.returncode != 0
     assert "course autograde convolution" in done.stdout + done.stderr
     assert gradebook(klass.root) == before
+    # it stopped before touching anything: the autograded notebooks are all still there
+    for student in ("alice", "carol", "dave", "mallory"):
+        assert (klass.root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
 
 
 def test_a_manual_grade_is_kept_shown_and_reviewed_after_a_resubmission(

@@ -2,12 +2,13 @@
 
 ``nbgrader_config.py`` installs them:
 
-- :class:`IsolatedAutogradeOnly` as nbgrader's autograde preprocessor. Plain ``nbgrader
-  autograde`` (and the formgrader's *Autograde* button) would run student code in a kernel with
-  the instructor's rights and write unverified scores; for this course it stops with a message
+- :func:`switch_off_plain_autograde` and :class:`IsolatedAutogradeOnly` (as nbgrader's
+  autograde preprocessor, a second line). Plain ``nbgrader autograde`` (and the formgrader's
+  *Autograde* button) would run student code in a kernel with the instructor's rights and
+  write unverified scores; for this course it stops, before it changes anything, with a message
   that says to run ``course autograde ASSIGNMENT [--student ID]``, which runs each submission
   isolated and writes the verified scores. ``course autograde`` runs nbgrader with its own
-  configuration, without this preprocessor.
+  configuration, without either.
 - :class:`CourseFeedback` as nbgrader's feedback preprocessor: *Generate Feedback* (the
   formgrader's button, or ``nbgrader generate_feedback``) then writes the course's feedback page
   (each test's result and the misconception, the grader's manual scores and comments, the late
@@ -21,7 +22,12 @@ from pathlib import Path
 from nbformat.v4 import new_markdown_cell
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-__all__ = ["CourseFeedback", "IsolatedAutogradeOnly", "IsolatedAutogradeRequired"]
+__all__ = [
+    "CourseFeedback",
+    "IsolatedAutogradeOnly",
+    "IsolatedAutogradeRequired",
+    "switch_off_plain_autograde",
+]
 
 MESSAGE = (
     "This course does not autograde with plain nbgrader (it would run student code with your "
@@ -33,6 +39,33 @@ MESSAGE = (
 
 class IsolatedAutogradeRequired(RuntimeError):
     """nbgrader's own autograde was asked for; the message says what to run instead."""
+
+
+def switch_off_plain_autograde() -> None:
+    """Make nbgrader's Autograde stop at its start, before it removes or writes anything.
+
+    Called from ``nbgrader_config.py``, so it acts in the processes that read the course's
+    configuration (the ``nbgrader`` command, the formgrader's server), not in ``course
+    autograde``'s workers, which configure nbgrader themselves. Without it, nbgrader would
+    first delete the student's autograded folder and only then meet
+    :class:`IsolatedAutogradeOnly`.
+    """
+    from nbgrader.converters import Autograde
+
+    if getattr(Autograde.start, "_course_switched_off", False):
+        return
+
+    def start(self) -> None:
+        student = self.coursedir.student_id
+        raise IsolatedAutogradeRequired(
+            MESSAGE.format(
+                assignment=self.coursedir.assignment_id or "ASSIGNMENT",
+                student=student if student not in ("", "*") else "STUDENT",
+            )
+        )
+
+    start._course_switched_off = True  # type: ignore[attr-defined]
+    Autograde.start = start  # type: ignore[method-assign]
 
 
 class IsolatedAutogradeOnly(NbGraderPreprocessor):
