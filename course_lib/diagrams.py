@@ -332,7 +332,7 @@ def _shortcut_label(shortcut: nn.Module | None) -> str | None:
         norm = " + BN" if any(isinstance(m, nn.BatchNorm2d) for m in shortcut.modules()) else ""
         stride = f"\nstride {conv.stride[0]}" if conv.stride != (1, 1) else ""
         return f"1×1 conv, {conv.out_channels}{stride}{norm}"
-    return "subsample,\npad with zeros"
+    return "subsample,\nzero channels"
 
 
 def _block_nodes(block: nn.Module) -> tuple[list[_Node], str | None, str]:
@@ -427,21 +427,25 @@ def _draw_block(
         _box(ax, 0, y, 1.6, small, "ReLU", "act", fontsize=_FONT - 1)
         y -= small / 2
     if shortcut is not None:
-        side = right_edge + 0.45
+        side = right_edge + (0.45 if shortcut == "identity" else 1.1)
         ax.plot([0, side, side], [split_y, split_y, merge_y], color=_ARROW, lw=1.1, zorder=1)
         _arrow(ax, (side, merge_y), (0.2, merge_y))
         ax.add_patch(Circle((0, split_y), 0.04, color=_ARROW, zorder=3))
-        ax.text(
-            side + 0.12,
-            (split_y + merge_y) / 2,
-            shortcut,
-            rotation=0,
-            ha="left",
-            va="center",
-            fontsize=_FONT - 1.5,
-            color="0.25",
-            style="italic",
-        )
+        middle = (split_y + merge_y) / 2
+        if shortcut == "identity":
+            ax.text(
+                side + 0.12,
+                middle,
+                shortcut,
+                ha="left",
+                va="center",
+                fontsize=_FONT - 1.5,
+                color="0.25",
+                style="italic",
+            )
+        else:  # a layer on the shortcut: drawn as a box on the line
+            kind = "conv" if shortcut.startswith("1×1") else "scale"
+            _box(ax, side, middle, 1.75, 0.62, shortcut, kind, fontsize=_FONT - 2)
     _arrow(ax, (0, y), (0, y - 0.32))
     y -= 0.32 + 0.23
     out_label = f"output {_shape_text(out_shape)}" if out_shape else "output"

@@ -163,7 +163,7 @@ def test_block_diagram_of_a_downsampling_block_shows_the_projection():
     assert "1×1 conv, 128\nstride 2 + BN" in texts
     assert "output 128 × 28 × 28" in texts
     zero_pad = _texts(diagrams.block_diagram(BasicBlock(16, 32, stride=2, shortcut="A")))
-    assert "subsample,\npad with zeros" in zero_pad
+    assert "subsample,\nzero channels" in zero_pad
     dense = _texts(diagrams.block_diagram(DenseLayer(64, 32), (64, 8, 8)))
     assert "output 96 × 8 × 8 (input ‖ new)" in dense
 
