@@ -19,6 +19,7 @@ Enabled in ``_config.yml`` with ``sphinx.extra_extensions: [course_lib.book_ext]
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from importlib.util import find_spec
 from pathlib import Path
@@ -84,12 +85,13 @@ def repository_requirement(repository_url: str, branch: str) -> str | None:
 def _buttons_only_with_a_repository(app: Sphinx, config: Config) -> None:
     options = dict(config.html_theme_options or {})
     if (options.get("repository_url") or "").strip():
-        return
-    for key in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
-        options[key] = False
-    options["launch_buttons"] = {}
+        options["use_repository_button"] = options["use_issues_button"] = True
+    else:
+        for key in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
+            options[key] = False
+        options["launch_buttons"] = {}
+        logger.info("book_ext: repository.url is empty; repository and launch buttons left out")
     config.html_theme_options = options
-    logger.info("book_ext: repository.url is empty; repository and launch buttons left out")
 
 
 def _offer_the_notebook(app: Sphinx, pagename, templatename, context, doctree) -> None:
@@ -171,9 +173,7 @@ def html_to_pdf(html_file: str | Path, pdf_file: str | Path) -> None:
     before it is printed."""
     from playwright.sync_api import sync_playwright
 
-    html_path = Path(html_file).resolve()
-    if not html_path.is_file():
-        raise FileNotFoundError(f"no HTML page to print at {html_path}")
+    html_path, links = _follow_redirect(Path(html_file).resolve())
     executable = shutil.which("chromium") or (
         str(SYSTEM_CHROMIUM) if SYSTEM_CHROMIUM.exists() else None
     )
@@ -195,6 +195,9 @@ def html_to_pdf(html_file: str | Path, pdf_file: str | Path) -> None:
                 timeout=120_000,
             )
             page.evaluate("() => window.MathJax ? window.MathJax.startup.promise : null")
+            page.wait_for_function(
+                "() => Array.from(document.images).every(i => i.complete)", timeout=120_000
+            )
             page.add_style_tag(content=_PRINT_CSS)
             page.pdf(
                 path=str(pdf_file),
@@ -203,6 +206,32 @@ def html_to_pdf(html_file: str | Path, pdf_file: str | Path) -> None:
             )
         finally:
             browser.close()
+            for link in links:
+                link.unlink()
+
+
+def _follow_redirect(html_path: Path) -> tuple[Path, list[Path]]:
+    """The page that ``html_path`` redirects to (the book's ``index.html`` is a redirect), with
+    the site's ``_static`` and ``_images`` reachable from its folder.
+
+    Sphinx's single-page builder writes the book's root page where its source lies
+    (``book/intro.html``) but links the assets as if it lay at the top: without them the page
+    would print unstyled and without math. Returns the page and the links made for it."""
+    if not html_path.is_file():
+        raise FileNotFoundError(f"no HTML page to print at {html_path}")
+    refresh = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', html_path.read_text())
+    if refresh is None:
+        return html_path, []
+    target = (html_path.parent / refresh.group(1)).resolve()
+    if not target.is_file():
+        raise FileNotFoundError(f"{html_path} redirects to {target}, which does not exist")
+    links = []
+    for assets in ("_static", "_images"):
+        source, link = html_path.parent / assets, target.parent / assets
+        if source.is_dir() and not link.exists():
+            link.symlink_to(source.resolve(), target_is_directory=True)
+            links.append(link)
+    return target, links
 
 
 def _print_with_system_chromium() -> None:
