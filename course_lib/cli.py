@@ -3,7 +3,8 @@
 Run it in the course folder (the one with ``nbgrader_config.py``)::
 
     course release [ASSIGNMENT]             nbgrader generate_assignment, then check exercises/
-    course autograde ASSIGNMENT [--jobs N] [--timeout S] [--memory MB] [--student S ...]
+    course autograde ASSIGNMENT [--jobs N | --scheduler tcp://HOST:PORT] [--timeout S]
+                     [--memory MB] [--student S ...]
     course feedback ASSIGNMENT [--student S ...]   feedback/<student>/<assignment>/, no hidden tests
     course grades [--assignment A] [-o FILE]
     course verify NOTEBOOK ASSIGNMENT       grade one notebook in the sandbox, print the result
@@ -102,9 +103,15 @@ def _autograde(root: Path, args: argparse.Namespace) -> int:
     from course_lib.grading.autograde import autograde
     from course_lib.grading.report import report_data, summary_table, write_report
 
+    executor = None
+    if args.scheduler:
+        from course_lib.grading.cluster import DaskExecutor
+
+        executor = DaskExecutor(args.scheduler)
     run = autograde(
         args.assignment,
         root,
+        executor=executor,
         jobs=args.jobs,
         timeout=args.timeout,
         memory_mb=args.memory,
@@ -120,7 +127,8 @@ def _autograde(root: Path, args: argparse.Namespace) -> int:
     data = report_data(run)
     print(summary_table(data))
     print(
-        f"\n{len(run.results)} submissions in {run.seconds:.1f} s with {run.jobs} workers; "
+        f"\n{len(run.results)} submissions in {run.seconds:.1f} s with {run.jobs} "
+        f"{'Dask worker threads' if run.executor == 'dask' else 'workers'}; "
         f"{len(data['suspicious'])} flagged as suspicious."
     )
     if run.gradebook_tampered:
@@ -140,9 +148,9 @@ def _feedback(root: Path, args: argparse.Namespace) -> int:
 
 
 def _grades(root: Path, args: argparse.Namespace) -> int:
-    from course_lib.grading.gradebook import grades_csv
+    from course_lib.grading.gradebook import grades_csv, lms_csv
 
-    text = grades_csv(root, args.assignment)
+    text = lms_csv(root, args.lms) if args.lms else grades_csv(root, args.assignment)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output} ({text.count(chr(10)) - 1} rows)")
@@ -185,12 +193,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--student", "-s", action="append", help="grade only this student (repeatable): a regrade"
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="grade on this Dask distributed cluster instead of local worker processes",
+    )
     p = sub.add_parser("feedback", help="write per-student feedback pages")
     p.add_argument("assignment")
     p.add_argument("--student", "-s", action="append", help="only this student (repeatable)")
     p = sub.add_parser("grades", help="the gradebook as CSV")
     p.add_argument("--assignment", "-a")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument(
+        "--lms",
+        choices=["canvas", "moodle"],
+        help="one row per student and a column per assignment, for Canvas's or Moodle's import",
+    )
     p = sub.add_parser("verify", help="grade one notebook in the sandbox")
     p.add_argument("notebook")
     p.add_argument("assignment")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._validate import as_pair
+from ._validate import check_int, int_or_pair, window_output_size
 
 __all__ = [
     "conv_output_size",
@@ -41,15 +41,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        expected = "positive (>= 1)" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return value
-
-
 def conv_output_size(
     n: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
 ) -> int:
@@ -63,18 +54,18 @@ def conv_output_size(
     >>> conv_output_size(7, kernel_size=3, stride=2)
     3
     """
-    _check_int(n, "n (input size)", 1)
-    _check_int(kernel_size, "kernel_size", 1)
-    _check_int(stride, "stride", 1)
-    _check_int(padding, "padding", 0)
-    _check_int(dilation, "dilation", 1)
+    n = check_int(n, "n (input size)", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    stride = check_int(stride, "stride", minimum=1)
+    padding = check_int(padding, "padding", minimum=0)
+    dilation = check_int(dilation, "dilation", minimum=1)
     effective = dilation * (kernel_size - 1) + 1
     padded = n + 2 * padding
     if effective > padded:
         raise ValueError(
             f"kernel {kernel_size} (dilated {effective}) is larger than the padded input {padded}"
         )
-    return (padded - effective) // stride + 1
+    return window_output_size(n, kernel_size, stride, padding, dilation)
 
 
 def pool_output_size(
@@ -97,12 +88,11 @@ def pool_output_size(
     >>> pool_output_size(5, kernel_size=2, ceil_mode=True)
     3
     """
-    _check_int(n, "n (input size)", 1)
-    _check_int(kernel_size, "kernel_size", 1)
-    stride = kernel_size if stride is None else stride
-    _check_int(stride, "stride", 1)
-    _check_int(padding, "padding", 0)
-    _check_int(dilation, "dilation", 1)
+    n = check_int(n, "n (input size)", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    stride = kernel_size if stride is None else check_int(stride, "stride", minimum=1)
+    padding = check_int(padding, "padding", minimum=0)
+    dilation = check_int(dilation, "dilation", minimum=1)
     if 2 * padding > kernel_size:
         raise ValueError(
             f"padding must be at most half of kernel_size, got padding {padding} "
@@ -116,14 +106,7 @@ def pool_output_size(
         raise ValueError(
             f"kernel {kernel_size} (dilated {effective}) is larger than the padded input {padded}"
         )
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        # The last window must start inside the input or the left padding.
-        if (out - 1) * stride >= n + padding:
-            out -= 1
-    else:
-        out = span // stride + 1
-    return out
+    return window_output_size(n, kernel_size, stride, padding, dilation, bool(ceil_mode))
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,27 +201,27 @@ def _window(module: nn.Module) -> tuple[tuple[int, int], ...] | None:
                     for k, d in zip(module.kernel_size, module.dilation, strict=True)
                 )
         else:
-            padding = as_pair(tuple(module.padding), "padding")
+            padding = int_or_pair(module.padding, "padding", minimum=0)
         return (
-            as_pair(tuple(module.kernel_size), "kernel_size"),
-            as_pair(tuple(module.stride), "stride"),
+            int_or_pair(module.kernel_size, "kernel_size", minimum=1),
+            int_or_pair(module.stride, "stride", minimum=1),
             padding,
-            as_pair(tuple(module.dilation), "dilation"),
+            int_or_pair(module.dilation, "dilation", minimum=1),
         )
     if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
-        kernel = as_pair(_tuple(module.kernel_size), "kernel_size")
-        stride = kernel if module.stride in (None, ()) else as_pair(_tuple(module.stride), "stride")
+        kernel = int_or_pair(module.kernel_size, "kernel_size", minimum=1)
+        stride = (
+            kernel
+            if module.stride in (None, ())
+            else int_or_pair(module.stride, "stride", minimum=1)
+        )
         dilation = (
-            as_pair(_tuple(module.dilation), "dilation")
+            int_or_pair(module.dilation, "dilation", minimum=1)
             if isinstance(module, nn.MaxPool2d)
             else (1, 1)
         )
-        return kernel, stride, as_pair(_tuple(module.padding), "padding"), dilation
+        return kernel, stride, int_or_pair(module.padding, "padding", minimum=0), dilation
     return None
-
-
-def _tuple(value: int | Sequence[int]) -> int | tuple[int, ...]:
-    return value if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def _window_output(module: nn.Module, size: tuple[int, int]) -> tuple[int, int]:
@@ -289,7 +272,7 @@ def receptive_field(
     """
     size: tuple[int, int] | None = None
     if input_size is not None:
-        size = as_pair(input_size, "input_size")
+        size = int_or_pair(input_size, "input_size", minimum=1)
     r, j, start = [1, 1], [1, 1], [0.0, 0.0]
     rows: list[ReceptiveFieldRow] = []
     for name, module in _leaf_modules(layers):
@@ -522,7 +505,7 @@ def shape_trace(
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must be positive sizes, got {tuple(input_shape)}")
-    _check_int(bytes_per_element, "bytes_per_element", 1)
+    check_int(bytes_per_element, "bytes_per_element", minimum=1)
     batched = len(shape) != 3
     current = shape if batched else (1, *shape)
     rows: list[TraceRow] = []
@@ -681,7 +664,7 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
     without memory or arithmetic. Rows come in the order the modules first run; a module run
     several times is listed once, with its first output.
     """
-    _check_int(depth, "depth", 1)
+    check_int(depth, "depth", minimum=1)
     shape = _check_input_shape(input_shape)
     wanted = {
         name: module

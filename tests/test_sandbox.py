@@ -88,7 +88,9 @@ def test_printing_megabytes_costs_nothing_and_is_cut() -> None:
 def test_files_of_the_grader_are_not_there_to_open(tmp_path, mode) -> None:
     secret = tmp_path / "gradebook.db"
     secret.write_text("grades")
-    source = f"def peek():\n    with open({str(secret)!r}, {mode!r}) as f:\n        return f.read()\n"
+    source = (
+        f"def peek():\n    with open({str(secret)!r}, {mode!r}) as f:\n        return f.read()\n"
+    )
     result = run(source, Call("a", "peek", (), {}))
     # /tmp in the container is its own empty folder: the grader's file does not exist there,
     # and writing creates a file in the container's /tmp, not the grader's

@@ -50,7 +50,7 @@ from course_lib.grading.submission import (
     grading_version,
     snapshot,
 )
-from course_lib.grading.verify import Flag, Verification
+from course_lib.grading.verify import SUSPICIOUS, Flag, Verification
 
 __all__ = [
     "AutogradeRun",
@@ -227,6 +227,7 @@ class _LocalWorker:
             stderr=self.log,
             start_new_session=True,
             env=env,
+            cwd=scratch,  # no course folder: nbgrader finds no configuration file there
         )
 
     def grade(self, task: SubmissionTask, budget: float) -> tuple[Outcome | None, str, bool]:
@@ -346,6 +347,20 @@ class LocalPool:
 # -- the gradebook --------------------------------------------------------------------------
 
 
+def _late_plugin(root: Path) -> object:
+    """The course's late-submission plugin, configured as in its nbgrader_config.py."""
+    from nbgrader.preprocessors import AssignLatePenalties
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = Config()
+    with contextlib.suppress(Exception):
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    assigner = AssignLatePenalties(config=config)
+    assigner.init_plugin()
+    return assigner.plugin_inst
+
+
 def _merge(
     root: Path,
     course_id: str,
@@ -353,38 +368,73 @@ def _merge(
     student: str,
     records: dict | None,
     verification: Verification | None,
-) -> None:
+    *,
+    suspicious: bool = False,
+    late_plugin: object | None = None,
+) -> list[str]:
     """The one writer: nbgrader's records and the verified points into the real gradebook.
 
     The auto score of every autograded test cell is the verified one (0 when there is no
-    verification: nbgrader's own score is never written as the grade).
+    verification: nbgrader's own score is never written as the grade). A manual score a grader
+    set in the formgrader stays; when the submission is new or its verified score changed since,
+    the cell is marked as needing a manual grade again (nbgrader's ``needs_manual_grade``), and
+    its id is returned. A suspicious submission gets nbgrader's ``flagged``. The late penalty is
+    computed from the verified score with the course's late-submission plugin.
     """
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, MissingEntry
 
     verified = verification.tests if verification else {}
+    stale: list[str] = []
     with (
         warnings.catch_warnings(),  # SQLAlchemy's notes on nbgrader's own session handling
         Gradebook(f"sqlite:///{_db_path(root)}", course_id) as gb,
     ):
         warnings.simplefilter("ignore")
         gb.update_or_create_student(student)
+        try:
+            previous = gb.find_submission(assignment, student).timestamp
+        except MissingEntry:
+            previous = None
         timestamp = (records or {}).get("timestamp")
         kwargs = {"timestamp": timestamp} if timestamp else {}
         submission = gb.update_or_create_submission(assignment, student, **kwargs)
+        resubmitted = previous is not None and timestamp is not None and previous != timestamp
         for notebook in submission.notebooks:
             recorded = (records or {}).get("notebooks", {}).get(notebook.name, {})
             for grade in notebook.grades:
                 if grade.cell.cell_type == "code" and grade.name.startswith("test_"):
                     test = verified.get(grade.name)
-                    grade.auto_score = test.points if test is not None else 0.0
-                    grade.needs_manual_grade = False
+                    points = test.points if test is not None else 0.0
+                    if grade.manual_score is not None:
+                        changed = grade.auto_score is None or abs(grade.auto_score - points) > 1e-9
+                        if resubmitted or changed:
+                            grade.needs_manual_grade = True
+                            stale.append(grade.name)
+                    else:
+                        grade.needs_manual_grade = False
+                    grade.auto_score = points
                 elif grade.name in recorded:
                     grade.auto_score = recorded[grade.name]["auto_score"]
-                    grade.needs_manual_grade = recorded[grade.name]["needs_manual_grade"]
+                    if grade.manual_score is None:
+                        grade.needs_manual_grade = recorded[grade.name]["needs_manual_grade"]
                 elif grade.cell.cell_type == "code" and grade.auto_score is None:
                     grade.auto_score = 0.0
                     grade.needs_manual_grade = False
+            if suspicious:
+                notebook.flagged = True
         gb.db.commit()
+        late = float(submission.total_seconds_late or 0.0)
+        for notebook in submission.notebooks:
+            penalty = None
+            if late > 0 and late_plugin is not None:
+                penalty = late_plugin.late_submission_penalty(  # type: ignore[attr-defined]
+                    student, notebook.score, late
+                )
+                if penalty is not None:
+                    penalty = min(max(float(penalty), 0.0), float(notebook.score))
+            notebook.late_submission_penalty = penalty
+        gb.db.commit()
+    return stale
 
 
 def _gradebook_holds(root: Path, assignment: str, results: dict[str, StudentResult]) -> bool:
@@ -495,6 +545,7 @@ def autograde(
     verify_limits: Limits | None = None,
     executor: object | None = None,
     batch_timeout: float | None = None,
+    submission_budget: float | None = None,
     on_result: Callable[[StudentResult], None] | None = None,
 ) -> AutogradeRun:
     """Autograde the submissions of ``assignment`` (see the module docstring).
@@ -502,7 +553,10 @@ def autograde(
     ``students`` limits the run to those students (a regrade); ``timeout`` is nbgrader's limit
     per cell and the sandbox's per call (seconds); ``memory_mb`` the memory a submission may
     use; ``executor`` a :class:`LocalPool` (default, ``jobs`` workers) or a Dask executor;
-    ``batch_timeout`` the whole run's limit (default: enough for every submission's budget).
+    ``submission_budget`` the seconds one submission may take in all (default: enough for
+    nbgrader's timeouts and the sandbox's budget); ``batch_timeout`` the whole run's limit
+    (default: enough for every submission's budget); ``on_result`` is called with each result
+    as it is written.
     """
     from tqdm.auto import tqdm
 
@@ -537,7 +591,8 @@ def autograde(
     release = release_path.read_bytes() if release_path.is_file() else b""
     limits = verify_limits or Limits(call_timeout=float(timeout), memory_mb=memory_mb)
     version = grading_version()
-    budget = max(120.0, 20.0 * timeout) + limits.total_seconds
+    budget = submission_budget or max(120.0, 20.0 * timeout) + limits.total_seconds
+    late_plugin = _late_plugin(root)
     with _run_folder() as scratch:
         template = scratch / "template.db"
         _template_gradebook(root, assignment, template, course_id)
@@ -570,7 +625,7 @@ def autograde(
                 check_student_id(name)  # a valid id gets a row with 0 and the reason
                 result = StudentResult(student=name, error=f"refused: {reason}")
                 result.flags.append(Flag("refused-submission", "not graded", reason))
-                _merge(root, course_id, assignment, name, None, None)
+                _merge(root, course_id, assignment, name, None, None, suspicious=True)
                 run.results[name] = result
         slots = max(1, getattr(executor, "jobs", 1))
         waves = -(-len(tasks) // slots)
@@ -586,14 +641,25 @@ def autograde(
                 if outcome is not None and "IsolationError" in outcome.error:
                     raise isolation.IsolationError(outcome.error)
                 result = _collect(student, outcome, error)
-                _merge(
+                stale = _merge(
                     root,
                     course_id,
                     assignment,
                     student,
                     outcome.records if outcome else None,
                     result.verification,
+                    suspicious=any(f.kind in SUSPICIOUS for f in result.flags),
+                    late_plugin=late_plugin,
                 )
+                if stale:
+                    result.flags.append(
+                        Flag(
+                            "manual-grade-review",
+                            "a grader's manual score is kept, but the submission or its "
+                            "verified score changed since: review it in the formgrader",
+                            ", ".join(stale),
+                        )
+                    )
                 if outcome is not None and outcome.autograded:
                     _write_autograded(root, assignment, student, outcome.autograded)
                 run.results[student] = result
@@ -607,7 +673,7 @@ def autograde(
         if task.student not in run.results:
             result = StudentResult(task.student, error="not graded: the batch's time was up")
             result.nbgrader_error = result.error
-            _merge(root, course_id, assignment, task.student, None, None)
+            _merge(root, course_id, assignment, task.student, None, None, late_plugin=late_plugin)
             run.results[task.student] = result
     run.gradebook_tampered = not _gradebook_holds(root, assignment, run.results)
     run.seconds = time.perf_counter() - started

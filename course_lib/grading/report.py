@@ -17,7 +17,7 @@ from pathlib import Path
 
 from course_lib.grading import checks
 from course_lib.grading.autograde import AutogradeRun
-from course_lib.grading.verify import diagnosis_of
+from course_lib.grading.verify import SUSPICIOUS, diagnosis_of
 
 __all__ = [
     "ReportError",
@@ -32,27 +32,6 @@ MANIFEST = "runs.json"
 
 class ReportError(RuntimeError):
     """A report that is not the one its run recorded."""
-
-
-#: Flags that make a submission suspicious (others, like kernel-lost-points, are informational).
-SUSPICIOUS = {
-    "ipython-transformer",
-    "exception-handler",
-    "ipython-hook",
-    "patches-checker",
-    "ends-process",
-    "reads-course-files",
-    "reads-files",
-    "tracing",
-    "forbidden-call",
-    "sandbox-denied",
-    "tamper-suspected",
-    "dynamic-code",
-    "introspection",
-    "protocol-violation",
-    "refused-submission",
-    "suspicious-code",
-}
 
 
 def report_data(run: AutogradeRun) -> dict:

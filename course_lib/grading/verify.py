@@ -34,6 +34,7 @@ from course_lib.grading.static import (
 )
 
 __all__ = [
+    "SUSPICIOUS",
     "Flag",
     "TestResult",
     "Verification",
@@ -44,6 +45,29 @@ __all__ = [
     "verify_notebook",
     "visible_tests",
 ]
+
+
+#: Flags that make a submission suspicious (others, like kernel-lost-points, are informational).
+SUSPICIOUS: frozenset[str] = frozenset(
+    {
+        "ipython-transformer",
+        "exception-handler",
+        "ipython-hook",
+        "patches-checker",
+        "ends-process",
+        "reads-course-files",
+        "reads-files",
+        "tracing",
+        "forbidden-call",
+        "sandbox-denied",
+        "tamper-suspected",
+        "dynamic-code",
+        "introspection",
+        "protocol-violation",
+        "refused-submission",
+        "suspicious-code",
+    }
+)
 
 
 @dataclass(frozen=True)
