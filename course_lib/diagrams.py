@@ -413,7 +413,9 @@ def _draw_block(
         top = y - 0.30
         _arrow(ax, (0, y), (0, top))
         y = top - height / 2
-        _box(ax, 0, y, width, height, node.label, node.kind, fontsize=_FONT - 1)
+        # a label longer than its box gets a smaller font, so that widths keep meaning channels
+        fit = min(1.0, (width - 0.15) / (_text_width(node.label) - 0.5))
+        _box(ax, 0, y, width, height, node.label, node.kind, fontsize=(_FONT - 1) * fit)
         y -= height / 2
     merge_y = y - 0.55
     _arrow(ax, (0, y), (0, merge_y + 0.2))
@@ -531,7 +533,7 @@ def dense_block_diagram(block: nn.Module, *, title: str | None = None) -> Figure
     growth = layers[0].conv2.out_channels
     n = len(layers)
     spacing = 2.0
-    fig, ax = plt.subplots(figsize=(1.9 * (n + 2) + 0.5, 3.8))
+    fig, ax = plt.subplots(figsize=(1.4 * (n + 2) + 0.4, 3.2))
     # the feature maps x_0 ... x_n, each a slab; the layers H_1 ... H_n between them
     map_x = [i * spacing for i in range(n + 1)]
     colours = plt.get_cmap("tab10")
@@ -639,7 +641,7 @@ def inception_diagram(
     branches = [module.branch1, module.branch3, module.branch5, module.branch_pool]
     columns = [_branch_nodes(b) for b in branches]
     in_shape, out_shape = _block_in_out(module, input_shape)
-    fig, ax = plt.subplots(figsize=(10.5, 4.6))
+    fig, ax = plt.subplots(figsize=(8.4, 3.9))
     xs = [-4.2, -1.4, 1.4, 4.2]
     top, row = 2.4, 1.05
     in_label = f"previous layer  {_shape_text(in_shape)}" if in_shape else "previous layer"
@@ -656,7 +658,7 @@ def inception_diagram(
             ys = [top - row * 1.55]
         for y, node in zip(ys, nodes, strict=True):
             _arrow(ax, (x if y_prev != top - 0.25 else x * 0.35, y_prev), (x, y + 0.26))
-            _box(ax, x, y, 2.45, 0.52, node.label, node.kind)
+            _box(ax, x, y, 2.45, 0.52, node.label, node.kind, fontsize=_FONT - 1)
             y_prev = y - 0.26
         _arrow(ax, (x, y_prev), (x * 0.45, bottom + 0.25))
         channels = [n.channels for n in nodes if n.channels]
@@ -734,7 +736,7 @@ def freezing_diagram(
         raise ValueError("parts is empty: pass [(label, prefix), ...]")
     n_parts = len(parts)
     cell, gap = 0.52, 0.06
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.36 * n_parts + 3.8), 0.62 * len(strategies) + 1.6))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * n_parts + 3.0), 0.55 * len(strategies) + 1.5))
     used = set()
     for row, (name, spec) in enumerate(strategies.items()):
         model, new = spec[0], spec[1]
@@ -798,7 +800,7 @@ def freezing_diagram(
         [_FREEZE_STYLE[s][2] for s in order],
         loc="lower center",
         bbox_to_anchor=(0.5, 1.0),
-        ncol=min(len(order), 4),
+        ncol=len(order) if len(order) <= 3 else 2,
         frameon=False,
         fontsize=_FONT - 1,
         borderaxespad=0.6,
@@ -901,11 +903,13 @@ def convolution_matrix_figure(
     stride: int = 1,
     padding: int = 0,
     *,
+    matrix: bool = True,
     im2col: bool = True,
     transpose: bool = True,
 ) -> Figure:
     """One small single-channel convolution drawn as matrices, computed with
-    :func:`convolution_matrix`; every cell has the same size, so the shapes compare.
+    :func:`convolution_matrix`; every cell has the same size, so the shapes compare. The three
+    views can be drawn together or one figure at a time (``matrix``, ``im2col``, ``transpose``).
 
     Top left: ``C``, with ``y = C x`` (input and output flattened row by row): each coloured
     cell holds one kernel weight ``w_ij``, every other entry is zero. Below it (``im2col``): the
@@ -934,25 +938,28 @@ def convolution_matrix_figure(
     x_names, y_names = names("x", height, width), names("y", out_h, out_w)
     weight_text = np.array([[tap_names[t - 1] if t else "" for t in row] for row in taps])
 
+    if not (matrix or im2col or transpose):
+        raise ValueError("nothing to draw: set matrix, im2col or transpose")
     fig, ax = plt.subplots()
-    extent_y = 0.0
     setting = f"{height}×{width} input, {kernel_size}×{kernel_size} kernel"
     if stride != 1:
         setting += f", stride {stride}"
     if padding:
         setting += f", padding {padding}"
-    ax.text(
-        0,
-        1.0,
-        f"convolution  y = C x\nC is {n_out} × {n_in}  ({setting})",
-        fontsize=_FONT,
-        va="bottom",
-    )
-    _matrix_cells(ax, 0, 0, weight_text, taps, y_names, x_names)
-    extent_y = -n_out
-    right = float(n_in)
+    right, extent_y = 0.0, 0.0
+    if matrix:
+        ax.text(
+            0,
+            1.0,
+            f"convolution  y = C x\nC is {n_out} × {n_in}  ({setting})",
+            fontsize=_FONT,
+            va="bottom",
+        )
+        _matrix_cells(ax, 0, 0, weight_text, taps, y_names, x_names)
+        extent_y = -n_out
+        right = float(n_in)
     if im2col:
-        top = -n_out - 3.0
+        top = extent_y - (3.0 if matrix else 0.0)
         patches = np.full((n_taps, n_out), "", dtype=object)
         for o in range(n_out):
             for i in np.nonzero(taps[o])[0]:
@@ -979,7 +986,7 @@ def convolution_matrix_figure(
         extent_y = top - n_taps
     extent_x = right
     if transpose:
-        left = right + 3.0
+        left = right + 3.0 if right else 1.2
         ax.text(
             left - 1.2,
             1.0,
@@ -994,7 +1001,7 @@ def convolution_matrix_figure(
     ax.set_ylim(extent_y - 0.4, 2.6)
     ax.set_aspect("equal")
     ax.axis("off")
-    unit = 0.3  # inches per cell
+    unit = 0.34  # inches per cell
     fig.set_size_inches((extent_x + 1.9) * unit, (3.0 - extent_y) * unit)
     fig.subplots_adjust(0.01, 0.01, 0.99, 0.99)
     return fig

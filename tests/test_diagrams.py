@@ -112,6 +112,10 @@ def test_convolution_matrix_figure_names_every_weight_where_the_matrix_has_it():
     assert texts.count("w₁₁") == 4 + 4 + 1
     # im2col: the patch of the first output starts at x₁₁, that of the last ends at x₄₄
     assert texts.count("x₄₄") >= 2
+    alone = diagrams.convolution_matrix_figure((4, 4), 3, matrix=False, im2col=False)
+    assert _texts(alone).count("w₁₁") == 4 and not any("C is" in t for t in _texts(alone))
+    with pytest.raises(ValueError, match="nothing to draw"):
+        diagrams.convolution_matrix_figure(matrix=False, im2col=False, transpose=False)
     only_c = diagrams.convolution_matrix_figure((5, 5), 3, stride=2, im2col=False, transpose=False)
     assert any("C is 4 × 25" in t and "stride 2" in t for t in _texts(only_c))
 
