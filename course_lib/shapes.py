@@ -630,6 +630,30 @@ def _run_macs(module: nn.Module, output: torch.Tensor) -> int:
     return output.numel() * module.in_features
 
 
+def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ValueError(f"input_shape must be (N, C, ...) with positive sizes, got {shape}")
+    return shape
+
+
+def _run_on_zeros(model: nn.Module, shape: tuple[int, ...], hooks: list) -> None:
+    """Run ``model`` once on zeros of ``shape`` in eval mode without gradients, on the device
+    and dtype of its parameters; then remove ``hooks`` and restore the model's mode."""
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(shape, device=device, dtype=dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+
+
 def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> list[SummaryRow]:
     """Output shape and parameter count of each module of ``model`` down to ``depth`` levels.
 
@@ -641,12 +665,7 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
     several times is listed once, with its first output.
     """
     check_int(depth, "depth", minimum=1)
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) < 2 or any(s < 1 for s in shape):
-        raise ValueError(f"input_shape must be (N, C, ...) with positive sizes, got {shape}")
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None else torch.float32
+    shape = _check_input_shape(input_shape)
     wanted = {
         name: module
         for name, module in model.named_modules()
@@ -656,6 +675,8 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
             or (name.count(".") + 1 < depth and not any(True for _ in module.children()))
         )
     }
+    if not wanted:  # a bare layer (no sub-modules) is its own one row
+        wanted = {"": model}
     rows: dict[str, SummaryRow] = {}
     macs = dict.fromkeys(wanted, 0)
 
@@ -663,13 +684,16 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
         if name in rows or not isinstance(output, torch.Tensor):
             return
         rows[name] = SummaryRow(
-            name, type(module).__name__, tuple(output.shape), _module_parameters(module)
+            name or type(module).__name__,
+            type(module).__name__,
+            tuple(output.shape),
+            _module_parameters(module),
         )
 
     def owner(leaf: str) -> str | None:
         """The summarised module that ``leaf`` belongs to."""
         for name in wanted:
-            if leaf == name or leaf.startswith(name + "."):
+            if name == "" or leaf == name or leaf.startswith(name + "."):
                 return name
         return None
 
@@ -689,28 +713,36 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
                     lambda m, _inputs, out, name=name: add_macs(name, m, out)
                 )
             )
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(shape, device=device, dtype=dtype))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return [dataclasses.replace(row, macs=macs[row.name]) for row in rows.values()]
+    _run_on_zeros(model, shape, hooks)
+    return [dataclasses.replace(row, macs=macs[name]) for name, row in rows.items()]
 
 
 def count_multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Multiply-adds of the convolutions and linear layers of one forward pass of ``model``.
 
-    input_shape: ``(N, C, H, W)``; the count is for the whole batch. Found by running the model
-    (see :func:`model_summary`; use the ``meta`` device for large models). Other layers
+    model: any ``nn.Module``, a bare ``nn.Conv2d`` or ``nn.Linear`` included. input_shape:
+    ``(N, C, H, W)`` (``(N, in_features)`` for a bare linear layer); the count is for the whole
+    batch, and a layer that runs twice counts twice. Found by running the model once on zeros
+    (use the ``meta`` device for large models). Other layers
     (normalisation, activations, pooling, additions) are left out, as is usual: they cost
     little next to the convolutions. A convolution's count is output elements times
     ``C_in / groups * kh * kw``; a linear layer's, output elements times ``in_features``.
     """
-    return sum(row.macs for row in model_summary(model, input_shape))
+    shape = _check_input_shape(input_shape)
+    total = 0
+
+    def add(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        total += _run_macs(module, output)
+
+    # model.modules() includes the model itself, so a bare nn.Conv2d or nn.Linear is counted.
+    hooks = [
+        module.register_forward_hook(add)
+        for module in model.modules()
+        if isinstance(module, nn.Conv2d | nn.Linear)
+    ]
+    _run_on_zeros(model, shape, hooks)
+    return total
 
 
 def format_summary(rows: Sequence[SummaryRow]) -> str:
