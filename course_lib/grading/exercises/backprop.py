@@ -221,6 +221,7 @@ def _draw_avg_back(rng: np.random.Generator) -> list[Inputs]:
         ((1, 2, 6, 7), (2, 3), (1, 2)),
         ((2, 1, 7, 6), (3, 2), (2, 1)),
         ((1, 2, 5, 7), (2, 3), None),
+        ((2, 2, 7, 8), 2, (2, 1)),
     ]
     return _pool_backward_inputs(rng, table, False)
 
@@ -381,6 +382,7 @@ def _draw_conv_back_stride(rng: np.random.Generator) -> list[Inputs]:
             ((1, 2, 10, 8), (2, 2, 2, 2), True, 3, 0),
             ((2, 1, 5, 6), (2, 1, 3, 2), True, 1, (2, 1)),
             ((1, 2, 8, 9), (2, 2, 2, 3), True, (3, 2), (0, 1)),
+            ((2, 2, 8, 7), (2, 2, 3, 2), True, (2, 1), 1),
         ],
     )
 

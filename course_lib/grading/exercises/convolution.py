@@ -570,7 +570,8 @@ AVG_POOL2D_FORWARD = Exercise(
             2.0,
             "overlapping windows, pair kernels and strides (1, 2) and (2, 1)",
             lambda rng: _pool_inputs(
-                rng, [*_OVERLAP[:2], ((2, 1, 6, 5), 2, 1, False), _OVERLAP[4]]
+                rng,
+                [*_OVERLAP[:2], ((2, 1, 6, 5), 2, 1, False), ((1, 2, 8, 7), 3, (2, 1), False), _OVERLAP[4]],
             ),
         ),
     ),

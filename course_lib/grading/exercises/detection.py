@@ -448,11 +448,12 @@ def _draw_iou(rng: np.random.Generator) -> list[Inputs]:
 
 
 def _draw_iou_empty(rng: np.random.Generator) -> list[Inputs]:
+    one = _random_boxes(rng, 1)
     return [
         Inputs((np.zeros((0, 4)), _random_boxes(rng, 3)), {}, "N=0 boxes against 3"),
         Inputs((_random_boxes(rng, 4), np.zeros((0, 4))), {}, "4 boxes against M=0"),
         Inputs((np.zeros((0, 4)), np.zeros((0, 4))), {}, "N=0 against M=0"),
-        Inputs((_random_boxes(rng, 1), _random_boxes(rng, 1)), {}, "one box against one"),
+        Inputs((one, _jitter(rng, one[0], 1, 0.2)), {}, "one box against one that overlaps it"),
     ]
 
 
@@ -868,16 +869,22 @@ def _draw_ap(rng: np.random.Generator) -> list[Inputs]:
 
 
 def _draw_ap_rules(rng: np.random.Generator) -> list[Inputs]:
+    high, tied, low = np.sort(rng.uniform(0.05, 0.95, 3))[::-1]
+    first, last = np.sort(rng.uniform(0.05, 0.95, 2))
     return [
         Inputs(
-            (np.array([0.9, 0.8, 0.8, 0.8, 0.3]), np.array([True, False, True, False, True]), 4),
+            (np.array([high, tied, tied, tied, low]), np.array([True, False, True, False, True]), 4),
             {},
             "tied scores with different outcomes (ties: the lower index first)",
         ),
-        Inputs((np.array([0.2, 0.9, 0.5]), np.array([True, False, True]), 2), {}, "a false positive ranked first"),
-        Inputs((np.array([0.7, 0.4]), np.array([False, False]), 3), {}, "no true positive"),
+        Inputs(
+            (np.array([first, 1.0, last]), np.array([True, False, True]), 2),
+            {},
+            "a false positive ranked first",
+        ),
+        Inputs((rng.uniform(0, 1, 2), np.array([False, False]), 3), {}, "no true positive"),
         Inputs((np.zeros(0), np.zeros(0, dtype=bool), 2), {}, "no detections"),
-        Inputs((np.array([0.5]), np.array([True]), 0), {}, "num_ground_truth 0 (ValueError)"),
+        Inputs((rng.uniform(0, 1, 1), np.array([True]), 0), {}, "num_ground_truth 0 (ValueError)"),
     ]
 
 

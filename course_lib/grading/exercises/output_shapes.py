@@ -303,6 +303,7 @@ def _draw_output_shape(rng: np.random.Generator) -> list[Inputs]:
         ((4, 8, 11), 8, 2, (3, 2), 1),
         ((3, 12, 9), 5, 3, 2, (2, 0)),
         ((2, 13, 13), 3, (5, 1), (2, 1), (0, 2)),
+        ((3, 11, 8), 2, (2, 4), 2, 1),
     ]
     found = []
     for shape, out_channels, kernel, stride, padding in rows:
