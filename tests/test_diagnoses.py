@@ -103,3 +103,12 @@ def test_the_solutions_pass_every_case_for_many_seeds(test_id: str) -> None:
     fn = S[ex.exercise_of(test_id).name]
     for seed in range(6):
         assert first_failure(test_id, fn, seed).passed
+
+
+def test_no_misconception_text_appears_in_another_s_feedback() -> None:
+    # the grader of today finds the key by the misconception's text in the message
+    from course_lib.grading.diagnoses import explain
+
+    for key, d in DIAGNOSES.items():
+        others = [k for k in DIAGNOSES if k != key and d.misconception in explain(k)]
+        assert not others, (key, others)
