@@ -223,3 +223,27 @@ def test_a_submission_past_its_budget_is_reported_and_the_batch_goes_on(course: 
     assert run.results["hank"].score == 0.0
     assert {n: r.score for n, r in run.results.items() if n != "hank"} == SCORES
     assert _gradebook(course)["hank"] == 0.0
+
+
+def test_a_killed_run_leaves_nothing_the_next_run_does_not_clean(course: Path) -> None:
+    import tempfile
+
+    runs = Path(tempfile.gettempdir()) / "course-autograde"
+    command = [sys.executable, "-m", "course_lib.cli", "--root", str(course), "autograde",
+               ASSIGNMENT, "--quiet"]  # fmt: skip
+    killed = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    mine: list[Path] = []
+    deadline = time.monotonic() + 120
+    while not mine and time.monotonic() < deadline:
+        mine = list(runs.glob(f"run-{killed.pid}-*"))
+        time.sleep(0.2)
+    assert mine, "the run made no folder of its own"
+    time.sleep(3)  # grading has started: workers, kernels and sandboxes exist
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert mine[0].exists()  # SIGKILL leaves it behind
+    run = autograde(ASSIGNMENT, course, executor=LocalPool(2), progress=False)
+    assert not mine[0].exists()  # the next run removed it
+    assert {n: r.score for n, r in run.results.items()} == SCORES

@@ -137,3 +137,98 @@ def test_nested_guards_both_record() -> None:
             conv(torch.zeros(1, 1, 3, 3))
     assert outer.attempts == ["scipy.signal.correlate2d"]
     assert inner.attempts == ["torch.nn.Module.__call__"]
+
+
+def test_the_lists_of_names_derive_from_the_exercise_declarations() -> None:
+    from course_lib.grading.exercises import FUNCTIONS, ready_made_by_module
+
+    assert guard_module.READY_MADE == ready_made_by_module()
+    declared = {name for f in FUNCTIONS.values() for name in f.forbidden_names}
+    listed = {
+        f"{module}.{name}" for module, names in guard_module.READY_MADE.items() for name in names
+    }
+    assert listed == declared
+
+
+def test_without_the_declarations_the_policy_file_gives_the_same_names(tmp_path) -> None:
+    # a process that holds guard.py and exercises/_policy.py but not the declarations
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    grading = Path(guard_module.__file__).parent
+    (tmp_path / "exercises").mkdir()
+    shutil.copy(grading / "guard.py", tmp_path / "guard.py")
+    shutil.copy(grading / "exercises" / "_policy.py", tmp_path / "exercises" / "_policy.py")
+    code = (
+        "import importlib.util, json\n"
+        f"spec = importlib.util.spec_from_file_location('g', {str(tmp_path / 'guard.py')!r})\n"
+        "g = importlib.util.module_from_spec(spec); spec.loader.exec_module(g)\n"
+        "print(json.dumps({k: sorted(v) for k, v in g.READY_MADE.items()}, sort_keys=True))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    expected = {k: sorted(v) for k, v in guard_module.READY_MADE.items()}
+    assert json.loads(done.stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (
+            lambda: __import__("torchvision").ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5),
+            "torchvision.ops.nms",
+        ),
+        (
+            lambda: __import__("torchvision").ops.box_iou(torch.zeros(1, 4), torch.zeros(1, 4)),
+            "torchvision.ops.box_iou",
+        ),
+        (
+            lambda: F.batch_norm(torch.ones(2, 1, 1, 1), None, None, training=True),
+            "torch.nn.functional.batch_norm",
+        ),
+        (
+            lambda: nn.BatchNorm2d(1)(torch.ones(2, 1, 1, 1)),
+            "torch.nn.functional.batch_norm",
+        ),
+        (
+            lambda: __import__("course_lib.detection").detection.box_area(torch.zeros(1, 4)),
+            "course_lib.detection.box_area",
+        ),
+    ],
+)
+def test_box_operators_and_batch_norm_are_switched_off(call, name: str) -> None:
+    import torchvision.ops  # noqa: F401  (imported before the guard: patched when it starts)
+
+    import course_lib.detection  # noqa: F401
+
+    with forbid_ready_made() as guard:
+        with pytest.raises(ForbiddenCallError, match="not allowed"):
+            call()
+    assert guard.attempts[0] == name
+    call()  # works again afterwards
+
+
+def test_torchvision_imported_inside_the_guard_is_switched_off_too() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from course_lib.grading.guard import forbid_ready_made, ForbiddenCallError\n"
+        "with forbid_ready_made() as g:\n"
+        "    from torchvision.ops import nms\n"
+        "    try:\n"
+        "        nms(torch.zeros(1, 4), torch.ones(1), 0.5)\n"
+        "    except ForbiddenCallError:\n"
+        "        pass\n"
+        "print(g.attempts)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "torchvision.ops.nms" in done.stdout

@@ -43,6 +43,30 @@ VISIBLE_BUGS = {
     ),
     # the gradient passed through where x <= 0 too
     "backprop": ("relu_backward", "def relu_backward(dout, x):\n    return dout.copy()\n"),
+    # the running statistics never updated
+    "architectures": (
+        "batchnorm_forward",
+        "def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True,\n"
+        "                      momentum=0.1, eps=1e-5):\n"
+        "    mean = x.mean(axis=(0, 2, 3), keepdims=True)\n"
+        "    var = x.var(axis=(0, 2, 3), keepdims=True)\n"
+        "    out = gamma.reshape(1, -1, 1, 1) * (x - mean) / np.sqrt(var + eps)\n"
+        "    return out + beta.reshape(1, -1, 1, 1), running_mean.copy(), running_var.copy()\n",
+    ),
+    # the "+ 1" pixel convention
+    "detection": (
+        "box_iou",
+        "def box_iou(boxes1, boxes2):\n"
+        "    out = np.zeros((len(boxes1), len(boxes2)))\n"
+        "    for i, a in enumerate(boxes1):\n"
+        "        for j, b in enumerate(boxes2):\n"
+        "            w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]) + 1)\n"
+        "            h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]) + 1)\n"
+        "            area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)\n"
+        "            area_b = (b[2] - b[0] + 1) * (b[3] - b[1] + 1)\n"
+        "            out[i, j] = w * h / (area_a + area_b - w * h)\n"
+        "    return out\n",
+    ),
 }
 
 

@@ -1,14 +1,23 @@
-"""Scalar functions the hidden tests of ``numerical_gradient`` differentiate.
+"""Scalar functions that test cases hand to ``numerical_gradient``.
 
-They live in a module of their own that imports only NumPy: the grader passes them as arguments
-to the student's function, and the sandbox, which sees NumPy alone, loads this file to call them.
+They are top-level functions so that a case holding one pickles by reference, and this module
+imports NumPy only: the process that runs a student's code unpickles the cases with NumPy and
+this file, nothing else of the course.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cubic_sum", "neighbour_products", "sin_times_square", "softplus_weighted"]
+__all__ = [
+    "cubic_sum",
+    "neighbour_products",
+    "softplus_weighted",
+    "sin_times_square",
+    "square_sum",
+    "product_of_first_two",
+    "weighted_squares",
+]
 
 
 def cubic_sum(x: np.ndarray) -> float:
@@ -30,3 +39,19 @@ def softplus_weighted(x: np.ndarray) -> float:
 def sin_times_square(x: np.ndarray) -> float:
     """sum(sin(x) * x**2)."""
     return float(np.sum(np.sin(x) * x**2))
+
+
+def square_sum(x: np.ndarray) -> float:
+    """sum(x**2): the gradient is 2x (the notebook's first visible example)."""
+    return float(np.sum(x**2))
+
+
+def product_of_first_two(x: np.ndarray) -> float:
+    """x[0] * x[1] of a 1-D x: the gradient is (x[1], x[0]) (the second visible example)."""
+    return float(x[0] * x[1])
+
+
+def weighted_squares(x: np.ndarray) -> float:
+    """sum(w * x**2) with weights 1, 2, 3, ... over the entries in row-major order."""
+    weights = np.arange(1.0, x.size + 1.0).reshape(x.shape)
+    return float(np.sum(weights * x**2))

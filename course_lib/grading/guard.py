@@ -1,10 +1,12 @@
 """Switch off ready-made convolution and pooling while a student's code runs.
 
 The exercises ask for loops written with NumPy. While :func:`forbid_ready_made` is active, the
-ready-made operators (``scipy.signal.correlate2d`` and friends, ``scipy.ndimage`` filters,
-``numpy.convolve``, PyTorch's convolution, pooling and ``unfold``, and course_lib's own
-operators) raise :class:`ForbiddenCallError`, and every attempt is recorded, even one the student's
-code catches or one made through a name bound before the guard was switched on.
+ready-made operators that the exercise declarations forbid (``scipy.signal.correlate2d`` and
+friends, ``scipy.ndimage`` filters, ``numpy.convolve``, PyTorch's convolution, pooling,
+``unfold`` and batch norm, ``torchvision.ops``, and course_lib's own operators; see
+``course_lib/grading/exercises/_policy.py``) raise :class:`ForbiddenCallError`, and every
+attempt is recorded, even one the student's code catches or one made through a name bound
+before the guard was switched on.
 :func:`forbid_running_modules` does the same for running ``torch.nn`` modules (the output-shape
 exercise asks for shapes worked out from the layers' settings).
 
@@ -44,94 +46,39 @@ class ForbiddenCallError(Exception):
     """Raised when student code calls a ready-made operator the exercise asks to write."""
 
 
-#: Module -> names of the ready-made operators switched off there.
-READY_MADE: dict[str, tuple[str, ...]] = {
-    "numpy": ("convolve", "correlate"),
-    "scipy.signal": (
-        "convolve",
-        "correlate",
-        "convolve2d",
-        "correlate2d",
-        "fftconvolve",
-        "oaconvolve",
-    ),
-    "scipy.ndimage": (
-        "convolve",
-        "correlate",
-        "convolve1d",
-        "correlate1d",
-        "uniform_filter",
-        "uniform_filter1d",
-        "maximum_filter",
-        "maximum_filter1d",
-        "minimum_filter",
-        "generic_filter",
-    ),
-    "torch": (
-        "conv1d",
-        "conv2d",
-        "conv3d",
-        "conv_transpose1d",
-        "conv_transpose2d",
-        "max_pool1d",
-        "max_pool2d",
-        "avg_pool1d",
-        "adaptive_avg_pool1d",
-        "adaptive_max_pool1d",
-        "convolution",
-    ),
-    "torch.nn.functional": (
-        "conv1d",
-        "conv2d",
-        "conv3d",
-        "conv_transpose1d",
-        "conv_transpose2d",
-        "max_pool1d",
-        "max_pool2d",
-        "max_pool2d_with_indices",
-        "avg_pool1d",
-        "avg_pool2d",
-        "adaptive_avg_pool2d",
-        "adaptive_max_pool2d",
-        "lp_pool2d",
-        "max_unpool2d",
-        "unfold",
-        "fold",
-    ),
-    "torch.nn.grad": ("conv2d_input", "conv2d_weight"),
-    # and every other public function of course_lib.ops, course_lib.gradcheck, course_lib.shapes
-    "course_lib": (
-        "conv2d",
-        "corr2d",
-        "pad2d",
-        "max_pool2d",
-        "avg_pool2d",
-        "conv2d_backward",
-        "max_pool2d_backward",
-        "avg_pool2d_backward",
-        "relu_backward",
-        "numerical_gradient",
-        "conv_output_size",
-        "pool_output_size",
-    ),
-    "course_lib.grading.reference": (
-        "corr2d",
-        "pad2d",
-        "conv2d_forward",
-        "max_pool2d_forward",
-        "avg_pool2d_forward",
-        "conv_output_size",
-        "pool_output_size",
-        "conv2d_output_shape",
-        "conv2d_num_params",
-        "layer_output_shapes",
-        "relu_backward",
-        "max_pool2d_backward",
-        "avg_pool2d_backward",
-        "conv2d_backward",
-        "numerical_gradient",
-    ),
-}
+def _ready_made() -> dict[str, tuple[str, ...]]:
+    """Module -> the names forbidden there, derived from the exercise declarations.
+
+    Where the declarations cannot be imported (a process that holds only this file and
+    ``exercises/_policy.py``), the union of the policy's lists of names is used instead.
+    """
+    try:
+        from course_lib.grading.exercises import ready_made_by_module
+
+        return ready_made_by_module()
+    except ImportError:
+        import importlib.util
+        from pathlib import Path
+
+        path = Path(__file__).with_name("exercises") / "_policy.py"
+        spec = importlib.util.spec_from_file_location("course_policy", path)
+        assert spec is not None and spec.loader is not None
+        policy = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(policy)
+        found: dict[str, list[str]] = {}
+        for value in vars(policy).values():
+            if isinstance(value, tuple) and all(isinstance(v, str) and "." in v for v in value):
+                for dotted in value:
+                    module, _, name = dotted.rpartition(".")
+                    names = found.setdefault(module, [])
+                    if name not in names:
+                        names.append(name)
+        return {module: tuple(names) for module, names in found.items()}
+
+
+#: Module -> names of the ready-made operators switched off there; ``*`` stands for every
+#: public function the module (or one of its submodules) defines.
+READY_MADE: dict[str, tuple[str, ...]] = _ready_made()
 
 #: Tensor methods switched off: ``x.unfold(...)`` slides a window like a ready-made pool.
 _TENSOR_METHODS = ("unfold",)
@@ -300,20 +247,15 @@ def _placeholder(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - only i
     """A forbidden operator."""
 
 
-#: course_lib modules whose every public function is an operator or a calculation the
-#: exercises ask for (besides the names listed in READY_MADE["course_lib"]).
-_COURSE_LIB_OPERATORS = ("course_lib.ops.", "course_lib.gradcheck", "course_lib.shapes")
-
-
 def _names(module_name: str, module: ModuleType) -> list[str]:
-    names = list(READY_MADE[module_name])
-    if module_name == "course_lib":
+    names = [n for n in READY_MADE[module_name] if n != "*"]
+    if "*" in READY_MADE[module_name]:
         for name, value in vars(module).items():
             home = getattr(value, "__module__", None) or ""
             if (
                 isinstance(value, FunctionType)
                 and not name.startswith("_")
-                and home.startswith(_COURSE_LIB_OPERATORS)
+                and (home == module_name or home.startswith(module_name + "."))
                 and name not in names
             ):
                 names.append(name)

@@ -102,6 +102,7 @@ class CallResult:
     seconds: float = 0.0
     failure: str | None = None
     forbidden: list[str] = field(default_factory=list)
+    aliased: list = field(default_factory=list)  # argument positions/names the output shares
 
 
 @dataclass
@@ -350,6 +351,7 @@ def _one_process(
     files = {"wire.py": _HERE / "wire.py", "policy.py": _HERE / "policy.py"}
     files["_sandbox_child.py"] = _HERE / "_sandbox_child.py"
     files["guard.py"] = _HERE / "guard.py"
+    files["exercises/_policy.py"] = _HERE / "exercises" / "_policy.py"  # the guard's lists
     module_files = {}
     for name, path in modules.items():
         module_files[name] = f"{name}.py"
@@ -425,6 +427,7 @@ def _one_process(
             result.args_after = message.args_after  # type: ignore[assignment]
             result.kwargs_after = message.kwargs_after  # type: ignore[assignment]
             result.forbidden = _merge_evidence(run, message.denials, message.attempts)[:50]
+            result.aliased = [a for a in message.aliased[:20] if isinstance(a, int | str)]
             run.results[call.key] = result
             answered.append(call.key)
             child.phase = f"after {call.key}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from course_lib.grading import checks
+from course_lib.grading import checks, exercises
 from course_lib.grading.sandbox import Call, Limits, SandboxRun, Unsupported, run_functions
 from course_lib.grading.static import (
     SAFE_STDLIB,
@@ -140,18 +140,19 @@ C_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_TORCH_TYPES = CodePolicy(
-    allowed_imports=("numpy", "torch", *SAFE_STDLIB),
-    forbidden_names=("numpy.convolve", "numpy.correlate", "torch.nn.functional"),
-    type_only=("torch",),
-)
-
 
 def code_policy(function: str) -> CodePolicy:
-    """What the answer cell of ``function`` may import and use."""
-    if function == "layer_output_shapes":
-        return _TORCH_TYPES
-    return CodePolicy()
+    """What the answer cell of ``function`` may import and use, from its declaration.
+
+    A module the exercise allows only because its inputs are made of it (``torch`` for
+    ``layer_output_shapes``, whose layers are ``torch.nn`` modules) may be used for its classes
+    only. ``module.*`` in the declaration forbids the module and everything in it.
+    """
+    exercise = exercises.function(function)
+    allowed = tuple(dict.fromkeys((*exercise.allowed_imports, *SAFE_STDLIB)))
+    forbidden = tuple(dict.fromkeys(name.removesuffix(".*") for name in exercise.forbidden_names))
+    type_only = tuple(m for m in ("torch",) if m in exercise.allowed_imports)
+    return CodePolicy(allowed_imports=allowed, forbidden_names=forbidden, type_only=type_only)
 
 
 def removed_names(policies: list[CodePolicy]) -> tuple[str, ...]:
@@ -352,36 +353,37 @@ def _restore(after: object, before: object) -> object:
     return after
 
 
-def _visible_failure(function: str, result) -> str | None:
-    """What went wrong in the visible checks of a graded cell, or None."""
-    if result.failure is not None:
-        return f"{function}, the visible checks of this test: {result.failure}"
-    if result.forbidden:
-        return f"{function}: uses {result.forbidden[0]}, which is not allowed"
-    if result.raised is not None:
-        name, text = result.raised
-        return f"{function} fails the visible checks of this test: {name}: {text}"[:2000]
-    return None
+def _aliased_names(case: exercises.Case, aliased: list) -> list[str]:
+    """The names of the arguments the child found the output sharing memory with."""
+    names = list(exercises.function(case.function).bind(case))
+    found = []
+    for item in aliased:
+        if isinstance(item, int) and 0 <= item < len(names):
+            found.append(names[item])
+        elif isinstance(item, str) and item in case.kwargs:
+            found.append(item)
+    return found
 
 
-def _judge_one(case: checks.Case, result) -> str | None:
+def _judge_one(case: exercises.Case, result) -> exercises.Verdict:
+    """The verdict on one call's result (what came back from the sandbox)."""
     if result.failure is not None:
-        return f"{case.function} on {case.label}: {result.failure}"
+        return exercises.Verdict(False, f"{case.function} on {case.label}: {result.failure}")
     if result.forbidden:
-        return (
-            f"{case.function} on {case.label}: uses {result.forbidden[0]}, which is not "
-            "allowed: write the loops with NumPy"
-        )
-    output = checks.Raised(*result.raised) if result.raised else result.output
+        return exercises.forbidden_verdict(case, result.forbidden[0])
+    output = exercises.Raised(*result.raised) if result.raised else result.output
     try:
-        message = checks.judge(case, output)
-        if message is None and result.raised is None:
+        verdict = exercises.judge_verdict(case, output)
+        if verdict.passed and result.raised is None:
             args_after = _restore(result.args_after, tuple(case.args))
             kwargs_after = _restore(result.kwargs_after, dict(case.kwargs))
-            message = checks.judge_inputs_unmodified(case, args_after, kwargs_after)
+            verdict = exercises.inputs_verdict(case, args_after, kwargs_after)
+        if verdict.passed and result.raised is None:
+            verdict = exercises.aliasing_verdict(case, _aliased_names(case, result.aliased))
     except Exception as exc:  # the grader's fault, said as such in the report
-        return f"{case.function} on {case.label}: grader error while judging ({exc!r})"
-    return message
+        message = f"{case.function} on {case.label}: grader error while judging ({exc!r})"
+        return exercises.Verdict(False, message)
+    return verdict
 
 
 def verify_notebook(
@@ -413,29 +415,26 @@ def verify_notebook(
         found = check_cell(source, code_policy(name), setup=setup_source)
         if found:
             findings.setdefault(name, []).extend(found)
-    visible = visible_tests(released) if released is not None else {}
     rng = np.random.default_rng(seed)
-    cases: dict[str, checks.Case] = {}
+    declared = exercises.assignment(assignment)
+    cases: dict[str, exercises.Case] = {}
     calls: list[Call] = []
     plan: list[tuple[str, str, list[str]]] = []
-    for function, test_ids in checks.ASSIGNMENTS[assignment].items():
-        for test_id in test_ids:
+    for exercise in declared.functions:
+        for test in exercise.tests:
             keys = []
-            if test_id in visible:
-                key = f"{test_id}#visible"
-                keys.append(key)
-                calls.append(Call(key, function, (), {}, group=test_id, source=visible[test_id]))
-            for index, case in enumerate(checks.make_cases(test_id, rng)):
-                key = f"{test_id}#{index}"
+            visible = exercises.visible_cases(test.id)
+            hidden = exercises.hidden_cases(test.id, rng)
+            for index, case in enumerate([*visible, *hidden]):
+                key = f"{test.id}#{index}"
                 cases[key] = case
                 keys.append(key)
-                calls.append(Call(key, case.function, case.args, case.kwargs, group=test_id))
-            plan.append((function, test_id, keys))
-    packages, preload, guards = ("numpy",), [], ["forbid_ready_made"]
-    if any(_contains_torch((c.args, c.kwargs)) for c in calls):
-        packages, preload = ("numpy", "torch"), ["torch"]
-        guards = ["forbid_ready_made", "forbid_running_modules"]
-    policies = [code_policy(f) for f in checks.ASSIGNMENTS[assignment]]
+                calls.append(Call(key, case.function, case.args, case.kwargs, group=test.id))
+            plan.append((exercise.name, test.id, keys))
+    packages = tuple(dict.fromkeys(p for f in declared.functions for p in f.sandbox_packages))
+    guards = tuple(dict.fromkeys(g for f in declared.functions for g in f.guards))
+    preload = [p for p in packages if p != "numpy"]
+    policies = [code_policy(f.name) for f in declared.functions]
     run = (
         run_functions(
             cells,
@@ -443,37 +442,40 @@ def verify_notebook(
             limits,
             packages=packages,
             preload=preload,
-            guards=tuple(guards),
+            guards=guards,
             remove=removed_names(policies),
         )
         if calls
         else SandboxRun()
     )
 
+    points = {test.id: float(test.points) for f in declared.functions for test in f.tests}
     for function, test_id, keys in plan:
-        max_points = float(checks.POINTS.get(test_id, 0.0))
-        message = findings[function][0].message(function) if function in findings else None
-        # the hidden cases first: their messages name the misconception
-        for key in sorted(keys, key=lambda k: k not in cases):
-            if message is not None:
-                break
-            if key in cases:
-                message = _judge_one(cases[key], run.results[key])
-            else:
-                message = _visible_failure(function, run.results[key])
-            if message is not None:
-                break
+        max_points = points[test_id]
+        verdict = exercises.PASS
+        if function in findings:
+            verdict = exercises.Verdict(
+                False, findings[function][0].message(function), "forbidden_call"
+            )
+        else:
+            # the hidden cases first: on random inputs they name the misconception best
+            for key in sorted(keys, key=lambda k: cases[k].visible):
+                verdict = _judge_one(cases[key], run.results[key])
+                if not verdict.passed:
+                    break
+        message = verdict.feedback
         cell_error = run.cell_errors.get(function)
         if message is not None and cell_error and f"name '{function}' is not defined" in message:
             message = f"{function}: its cell raised an error, so it was never defined: {cell_error}"
+            verdict = exercises.Verdict(False, message)
         result.tests[test_id] = TestResult(
             test_id=test_id,
             function=function,
-            points=max_points if message is None else 0.0,
+            points=max_points if verdict.passed else 0.0,
             max_points=max_points,
             cases=len(keys),
             message=message,
-            diagnosis="forbidden_call" if function in findings else diagnosis_of(message),
+            diagnosis=verdict.misconception,
         )
     for function, found in findings.items():
         for finding in found:

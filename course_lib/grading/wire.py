@@ -98,7 +98,8 @@ class RunCall:
 @dataclass(frozen=True)
 class CallDone:
     """child -> grader: what the call returned (``value``) or raised (``raised``: type, text),
-    the arguments after the call, its seconds and the evidence recorded during it."""
+    the arguments after the call, its seconds, the evidence recorded during it, and which
+    arguments (positions, or names of keyword arguments) the value shares memory with."""
 
     key: str
     value: object
@@ -108,6 +109,7 @@ class CallDone:
     seconds: float
     denials: list = field(default_factory=list)
     attempts: list = field(default_factory=list)
+    aliased: list = field(default_factory=list)  # arguments (index or name) the value shares
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ _FIELD_TYPES: dict[type, dict[str, tuple]] = {
         "seconds": (float,),
         "denials": (list,),
         "attempts": (list,),
+        "aliased": (list,),
     },
     Finish: {},
     Finished: {"output": (str,), "output_total": (int,), "denials": (list,), "attempts": (list,)},
