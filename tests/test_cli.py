@@ -189,3 +189,27 @@ def test_feedback_reads_the_reports_its_runs_recorded_not_the_newest_file_name(
     json_path.write_text(json.dumps(forged))
     with pytest.raises(ReportError, match="not the report its run wrote"):
         write_feedback(course, "convolution")
+
+
+def test_an_output_that_is_its_input_is_caught_through_the_sandbox(tmp_path: Path) -> None:
+    # pad2d must return a new array, also when there is nothing to pad
+    course = _course(tmp_path)
+    lazy = fixtures.Student(
+        "lazy",
+        answers={
+            "pad2d": fixtures.VECTORISED["pad2d"].replace(
+                "    ph, pw =",
+                "    if np.ndim(padding) == 0 and padding == 0:\n        return x\n    ph, pw =",
+                1,
+            )
+        },
+    )
+    (path,) = fixtures.write_class(course, "convolution", [lazy])
+    release = course / "exercises" / "convolution" / "convolution.ipynb"
+    from course_lib.grading.verify import verify_notebook
+
+    result = verify_notebook(path, "convolution", release=release, seed=5)
+    failed = {t: r for t, r in result.tests.items() if not r.passed}
+    assert set(failed) == {"test_pad2d"}
+    assert failed["test_pad2d"].diagnosis == "output_aliases_input"
+    assert "shares its memory with the argument x" in failed["test_pad2d"].message

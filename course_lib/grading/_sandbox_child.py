@@ -36,6 +36,27 @@ def _drop(uid: int, gid: int) -> None:
                 raise SystemExit("the sandbox still holds capabilities after dropping root")
 
 
+def _arrays(np_module, value: object, depth: int = 0) -> list:
+    if isinstance(value, np_module.ndarray):
+        return [value]
+    if isinstance(value, tuple | list) and depth < 4:
+        return [a for item in value for a in _arrays(np_module, item, depth + 1)]
+    return []
+
+
+def shared_arguments(np_module, value: object, args: tuple, kwargs: dict) -> list:
+    """Positions of ``args`` and names of ``kwargs`` whose arrays ``value`` shares memory with."""
+    outputs = _arrays(np_module, value)
+    if not outputs:
+        return []
+    found: list = []
+    for where, argument in [*enumerate(args), *kwargs.items()]:
+        inputs = _arrays(np_module, argument)
+        if any(np_module.shares_memory(o, a) for o in outputs for a in inputs):
+            found.append(where)
+    return found
+
+
 def main() -> None:
     result_fd = int(sys.argv[1])
     drop = os.environ.get("COURSE_SANDBOX_DROP", "")
@@ -70,6 +91,8 @@ def main() -> None:
 
     sys.path.insert(0, "/sandbox/site")
     wire = load("course_wire", f"{lib}/wire.py")
+    import numpy as np_module
+
     policy = load("course_policy", f"{lib}/policy.py")
 
     def read_exactly(n: int) -> bytes:
@@ -251,6 +274,10 @@ def main() -> None:
         except BaseException as exc:
             raised = (type(exc).__name__, safe_text(exc))
         seconds = time.perf_counter() - started
+        try:  # before the value leaves: is it (a view of) one of the inputs?
+            aliased = shared_arguments(np_module, value, args, kwargs)
+        except BaseException:
+            aliased = []
         fields = {
             "key": key,
             "value": value,
@@ -260,6 +287,7 @@ def main() -> None:
             "seconds": float(seconds),
             "denials": list(denials[seen_denials:]),
             "attempts": evidence_since(before),
+            "aliased": aliased,
         }
         try:
             body = wire.encode_message(wire.CallDone(**fields))
