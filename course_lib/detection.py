@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -54,6 +55,13 @@ COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in
 
 Interpolation = Literal["all-point", "11-point", "101-point"]
 _INTERPOLATIONS = ("all-point", "11-point", "101-point")
+# The recall points of the interpolated APs, as the reference evaluators compute them in floating
+# point (VOC 2007's development kit: arange(0, 1.1, 0.1); COCO's: linspace(0, 1, 101)), so that a
+# recall that lands on a point (3/10 against 0.30000000000000004) is judged as they judge it.
+_RECALL_POINTS = {
+    "11-point": np.arange(0.0, 1.1, 0.1).tolist(),
+    "101-point": np.linspace(0.0, 1.0, 101).tolist(),
+}
 Matching = Literal["voc", "coco"]
 _MATCHINGS = ("voc", "coco")
 
@@ -705,12 +713,12 @@ def _ap_from_curve(
         p = torch.flip(torch.cummax(torch.flip(p, [0]), dim=0).values, [0])
         # sum of rectangles: each recall step times the envelope at its right end
         return float(((r[1:] - r[:-1]) * p[:-1]).sum())
-    points = 11 if interpolation == "11-point" else 101
+    points = _RECALL_POINTS[interpolation]
     total = 0.0
-    for t in torch.linspace(0, 1, points, dtype=torch.float64):
-        reached = recall >= t - 1e-12
+    for t in points:
+        reached = recall >= t
         total += float(precision[reached].max()) if reached.any() else 0.0
-    return total / points
+    return total / len(points)
 
 
 def average_precision(
