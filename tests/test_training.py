@@ -25,6 +25,7 @@ from course_lib.training import (
     History,
     TensorBatches,
     evaluate,
+    fast_bfloat16,
     load_checkpoint,
     one_cycle,
     parameter_groups,
@@ -186,10 +187,26 @@ def test_label_smoothing_is_used_by_the_default_loss():
     eps = 0.2
     expected = ((1 - eps) * -log_p[torch.arange(128), y] + eps * -log_p.mean(dim=1)).mean()
     frozen = torch.optim.SGD(model.parameters(), lr=0.0)  # the weights stay as they are
-    history = train(model, batches, 1, frozen, label_smoothing=eps, progress=False)
+    history = train(
+        model, batches, 1, frozen, label_smoothing=eps, mixed_precision=False, progress=False
+    )
     assert history.train_loss[0] == pytest.approx(float(expected), rel=1e-5)
-    plain = train(model, batches, 1, frozen, progress=False)
+    plain = train(model, batches, 1, frozen, mixed_precision=False, progress=False)
     assert plain.train_loss[0] == pytest.approx(float(nn.functional.cross_entropy(logits, y)))
+
+
+def test_mixed_precision_by_default_where_bfloat16_is_native():
+    x, y = _toy_data()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = float(nn.functional.cross_entropy(model(x), y))
+    with torch.no_grad():
+        full = float(nn.functional.cross_entropy(model(x), y))
+    assert low != full
+    frozen = torch.optim.SGD(model.parameters(), lr=0.0)
+    history = train(model, [(x, y)], 1, frozen, device="cpu", progress=False)
+    assert history.train_loss[0] == pytest.approx(low if fast_bfloat16("cpu") else full, rel=1e-6)
 
 
 def test_gradient_clipping_bounds_the_step():
