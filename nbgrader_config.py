@@ -27,3 +27,20 @@ c.GenerateAssignment.create_assignment = True
 # What replaces the code between BEGIN SOLUTION and END SOLUTION in the student version.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# nbgrader's own autograde (the command, and the formgrader's Autograde button) would run student
+# code with the instructor's rights and record unverified scores: for this course it stops and
+# says to run `course autograde`, which isolates every submission and writes verified scores.
+try:
+    from course_lib.grading.nbgrader_plugins import switch_off_plain_autograde
+except ImportError:  # the course's package is not installed where this file is read
+    pass
+else:
+    switch_off_plain_autograde()
+c.Autograde.sanitize_preprocessors = ["course_lib.grading.nbgrader_plugins.IsolatedAutogradeOnly"]
+# Generate Feedback (the command and the formgrader's button) writes the course's feedback page:
+# results, misconceptions, the grader's scores and comments; never the hidden tests.
+c.GenerateFeedback.preprocessors = [
+    "course_lib.grading.nbgrader_plugins.CourseFeedback",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]

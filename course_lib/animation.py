@@ -19,7 +19,7 @@ from matplotlib.animation import Animation, FuncAnimation
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from course_lib._validate import as_pair, check_positive
+from course_lib._validate import check_int, int_or_pair, window_output_size
 from course_lib.plots import animation_html, show_grid, strip_external_stylesheets, to_numpy
 
 __all__ = ["embed", "jshtml", "max_pool_backward_animation"]
@@ -46,7 +46,7 @@ def jshtml(
 
     The figure is closed afterwards so that the notebook does not also show it as a still image.
     """
-    check_positive(frames, "frames")
+    check_int(frames, "frames", minimum=1)
     anim = FuncAnimation(fig, update, frames=frames, interval=interval_ms, blit=False)
     html = animation_html(anim, default_mode=default_mode)
     plt.close(fig)
@@ -73,11 +73,10 @@ def max_pool_backward_animation(
         raise ValueError(
             f"expected x (H, W) and dout (H_out, W_out), got {values.shape} and {grads.shape}"
         )
-    kh, kw = as_pair(kernel_size, "kernel_size")
-    sh, sw = as_pair(kernel_size if stride is None else stride, "stride")
-    check_positive((kh, kw, sh, sw), "kernel_size and stride")
-    out_h = (values.shape[0] - kh) // sh + 1
-    out_w = (values.shape[1] - kw) // sw + 1
+    kh, kw = int_or_pair(kernel_size, "kernel_size", minimum=1)
+    sh, sw = (kh, kw) if stride is None else int_or_pair(stride, "stride", minimum=1)
+    out_h = window_output_size(values.shape[0], kh, sh)
+    out_w = window_output_size(values.shape[1], kw, sw)
     if grads.shape != (out_h, out_w):
         raise ValueError(f"expected dout of shape {(out_h, out_w)}, got {grads.shape}")
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_positive_int, check_tensor
+from ._validate import check_positive_int, check_tensor, int_or_pair
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -306,23 +306,10 @@ def generate_anchors(
     (size ``k``, ratio ``q``) of cell ``(i, j)`` is row ``(i * W + j) * A + a``, the order in
     which a head's output ``(N, A * 4, H, W)`` reads after ``permute(0, 2, 3, 1)``.
     """
-    if isinstance(feature_size, int) and not isinstance(feature_size, bool):
-        feature_size = (feature_size, feature_size)
-    if isinstance(stride, int) and not isinstance(stride, bool):
-        stride = (stride, stride)
-    for value, name in ((feature_size, "feature_size"), (stride, "stride")):
-        if (
-            not isinstance(value, Sequence)
-            or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-        ):
-            raise ValueError(
-                f"{name} must be a positive int or a pair (H, W) of them, got {value!r}"
-            )
+    height, width = int_or_pair(feature_size, "feature_size", minimum=1)
+    stride_y, stride_x = int_or_pair(stride, "stride", minimum=1)
     size_list = _positive_numbers(sizes, "sizes")
     ratio_list = _positive_numbers(aspect_ratios, "aspect_ratios")
-    height, width = feature_size
-    stride_y, stride_x = stride
 
     # the A base anchors, centred at (0, 0): size-major, ratio-minor
     base = []

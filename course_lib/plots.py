@@ -28,6 +28,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from course_lib._validate import check_int, int_or_pair, window_output_size
+
 __all__ = [
     "to_numpy",
     "show_grid",
@@ -285,13 +287,6 @@ def _pad_zeros(array: np.ndarray, padding: tuple[int, int]) -> np.ndarray:
     return np.pad(array, ((padding[0], padding[0]), (padding[1], padding[1])))
 
 
-def _pair(value: int | Sequence[int], name: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
-    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
-        raise ValueError(f"{name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def sliding_window_output(
     x: Any,
     kernel: Any = None,
@@ -323,13 +318,13 @@ def sliding_window_output(
     else:
         if kernel_size is None:
             raise ValueError(f"mode={mode!r} needs kernel_size")
-        size = _pair(kernel_size, "kernel_size", 1)
+        size = int_or_pair(kernel_size, "kernel_size", minimum=1)
         weights = None
-    step = _pair(stride, "stride", 1)
-    pad = _pair(padding, "padding", 0)
+    step = int_or_pair(stride, "stride", minimum=1)
+    pad = int_or_pair(padding, "padding", minimum=0)
     padded = _pad_zeros(image, pad)
-    out_h = (padded.shape[0] - size[0]) // step[0] + 1
-    out_w = (padded.shape[1] - size[1]) // step[1] + 1
+    out_h = window_output_size(image.shape[0], size[0], step[0], pad[0])
+    out_w = window_output_size(image.shape[1], size[1], step[1], pad[1])
     if out_h < 1 or out_w < 1:
         raise ValueError(
             f"the window {size} does not fit in the padded input {padded.shape}; "
@@ -377,8 +372,12 @@ def sliding_window_animation(
     padded, output, corners = sliding_window_output(
         x, kernel, kernel_size=kernel_size, stride=stride, padding=padding, mode=mode
     )
-    pad = _pair(padding, "padding", 0)
-    size = _as_2d(kernel, "kernel").shape if mode == "conv" else _pair(kernel_size, "k", 1)
+    pad = int_or_pair(padding, "padding", minimum=0)
+    size = (
+        _as_2d(kernel, "kernel").shape
+        if mode == "conv"
+        else int_or_pair(kernel_size, "kernel_size", minimum=1)  # type: ignore[arg-type]
+    )
     panels = (
         [padded, _as_2d(kernel, "kernel").astype(float), output]
         if mode == "conv"
@@ -500,22 +499,18 @@ def output_grid_figure(
 
     Returns the figure. Raises ``ValueError`` when no window fits.
     """
-    for name, value, minimum in (
-        ("input_size", input_size, 1),
-        ("kernel_size", kernel_size, 1),
-        ("stride", stride, 1),
-        ("padding", padding, 0),
-        ("dilation", dilation, 1),
-    ):
-        if not isinstance(value, int | np.integer) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    input_size = check_int(input_size, "input_size", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    stride = check_int(stride, "stride", minimum=1)
+    padding = check_int(padding, "padding", minimum=0)
+    dilation = check_int(dilation, "dilation", minimum=1)
     padded = input_size + 2 * padding
     span = dilation * (kernel_size - 1) + 1
     if span > padded:
         raise ValueError(
             f"a kernel spanning {span} cells does not fit in the padded input of {padded} cells"
         )
-    out = (padded - span) // stride + 1
+    out = window_output_size(input_size, kernel_size, stride, padding, dilation)
     unused = padded - ((out - 1) * stride + span)
     if ax is None:
         size = 0.3 * padded + 0.8

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._validate import as_pair
+from ._validate import check_int, int_or_pair, window_output_size
 
 __all__ = [
     "conv_output_size",
@@ -41,15 +41,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        expected = "positive (>= 1)" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return value
-
-
 def conv_output_size(
     n: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1
 ) -> int:
@@ -63,18 +54,18 @@ def conv_output_size(
     >>> conv_output_size(7, kernel_size=3, stride=2)
     3
     """
-    _check_int(n, "n (input size)", 1)
-    _check_int(kernel_size, "kernel_size", 1)
-    _check_int(stride, "stride", 1)
-    _check_int(padding, "padding", 0)
-    _check_int(dilation, "dilation", 1)
+    n = check_int(n, "n (input size)", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    stride = check_int(stride, "stride", minimum=1)
+    padding = check_int(padding, "padding", minimum=0)
+    dilation = check_int(dilation, "dilation", minimum=1)
     effective = dilation * (kernel_size - 1) + 1
     padded = n + 2 * padding
     if effective > padded:
         raise ValueError(
             f"kernel {kernel_size} (dilated {effective}) is larger than the padded input {padded}"
         )
-    return (padded - effective) // stride + 1
+    return window_output_size(n, kernel_size, stride, padding, dilation)
 
 
 def pool_output_size(
@@ -97,12 +88,11 @@ def pool_output_size(
     >>> pool_output_size(5, kernel_size=2, ceil_mode=True)
     3
     """
-    _check_int(n, "n (input size)", 1)
-    _check_int(kernel_size, "kernel_size", 1)
-    stride = kernel_size if stride is None else stride
-    _check_int(stride, "stride", 1)
-    _check_int(padding, "padding", 0)
-    _check_int(dilation, "dilation", 1)
+    n = check_int(n, "n (input size)", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    stride = kernel_size if stride is None else check_int(stride, "stride", minimum=1)
+    padding = check_int(padding, "padding", minimum=0)
+    dilation = check_int(dilation, "dilation", minimum=1)
     if 2 * padding > kernel_size:
         raise ValueError(
             f"padding must be at most half of kernel_size, got padding {padding} "
@@ -116,14 +106,7 @@ def pool_output_size(
         raise ValueError(
             f"kernel {kernel_size} (dilated {effective}) is larger than the padded input {padded}"
         )
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        # The last window must start inside the input or the left padding.
-        if (out - 1) * stride >= n + padding:
-            out -= 1
-    else:
-        out = span // stride + 1
-    return out
+    return window_output_size(n, kernel_size, stride, padding, dilation, bool(ceil_mode))
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,27 +201,27 @@ def _window(module: nn.Module) -> tuple[tuple[int, int], ...] | None:
                     for k, d in zip(module.kernel_size, module.dilation, strict=True)
                 )
         else:
-            padding = as_pair(tuple(module.padding), "padding")
+            padding = int_or_pair(module.padding, "padding", minimum=0)
         return (
-            as_pair(tuple(module.kernel_size), "kernel_size"),
-            as_pair(tuple(module.stride), "stride"),
+            int_or_pair(module.kernel_size, "kernel_size", minimum=1),
+            int_or_pair(module.stride, "stride", minimum=1),
             padding,
-            as_pair(tuple(module.dilation), "dilation"),
+            int_or_pair(module.dilation, "dilation", minimum=1),
         )
     if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
-        kernel = as_pair(_tuple(module.kernel_size), "kernel_size")
-        stride = kernel if module.stride in (None, ()) else as_pair(_tuple(module.stride), "stride")
+        kernel = int_or_pair(module.kernel_size, "kernel_size", minimum=1)
+        stride = (
+            kernel
+            if module.stride in (None, ())
+            else int_or_pair(module.stride, "stride", minimum=1)
+        )
         dilation = (
-            as_pair(_tuple(module.dilation), "dilation")
+            int_or_pair(module.dilation, "dilation", minimum=1)
             if isinstance(module, nn.MaxPool2d)
             else (1, 1)
         )
-        return kernel, stride, as_pair(_tuple(module.padding), "padding"), dilation
+        return kernel, stride, int_or_pair(module.padding, "padding", minimum=0), dilation
     return None
-
-
-def _tuple(value: int | Sequence[int]) -> int | tuple[int, ...]:
-    return value if isinstance(value, int) else tuple(int(v) for v in value)
 
 
 def _window_output(module: nn.Module, size: tuple[int, int]) -> tuple[int, int]:
@@ -289,7 +272,7 @@ def receptive_field(
     """
     size: tuple[int, int] | None = None
     if input_size is not None:
-        size = as_pair(input_size, "input_size")
+        size = int_or_pair(input_size, "input_size", minimum=1)
     r, j, start = [1, 1], [1, 1], [0.0, 0.0]
     rows: list[ReceptiveFieldRow] = []
     for name, module in _leaf_modules(layers):
@@ -522,7 +505,7 @@ def shape_trace(
     shape = tuple(int(s) for s in input_shape)
     if not shape or any(s < 1 for s in shape):
         raise ValueError(f"input_shape must be positive sizes, got {tuple(input_shape)}")
-    _check_int(bytes_per_element, "bytes_per_element", 1)
+    check_int(bytes_per_element, "bytes_per_element", minimum=1)
     batched = len(shape) != 3
     current = shape if batched else (1, *shape)
     rows: list[TraceRow] = []
@@ -647,6 +630,30 @@ def _run_macs(module: nn.Module, output: torch.Tensor) -> int:
     return output.numel() * module.in_features
 
 
+def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise ValueError(f"input_shape must be (N, C, ...) with positive sizes, got {shape}")
+    return shape
+
+
+def _run_on_zeros(model: nn.Module, shape: tuple[int, ...], hooks: list) -> None:
+    """Run ``model`` once on zeros of ``shape`` in eval mode without gradients, on the device
+    and dtype of its parameters; then remove ``hooks`` and restore the model's mode."""
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(shape, device=device, dtype=dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+
+
 def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) -> list[SummaryRow]:
     """Output shape and parameter count of each module of ``model`` down to ``depth`` levels.
 
@@ -657,13 +664,8 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
     without memory or arithmetic. Rows come in the order the modules first run; a module run
     several times is listed once, with its first output.
     """
-    _check_int(depth, "depth", 1)
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) < 2 or any(s < 1 for s in shape):
-        raise ValueError(f"input_shape must be (N, C, ...) with positive sizes, got {shape}")
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None else torch.float32
+    check_int(depth, "depth", minimum=1)
+    shape = _check_input_shape(input_shape)
     wanted = {
         name: module
         for name, module in model.named_modules()
@@ -673,6 +675,8 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
             or (name.count(".") + 1 < depth and not any(True for _ in module.children()))
         )
     }
+    if not wanted:  # a bare layer (no sub-modules) is its own one row
+        wanted = {"": model}
     rows: dict[str, SummaryRow] = {}
     macs = dict.fromkeys(wanted, 0)
 
@@ -680,13 +684,16 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
         if name in rows or not isinstance(output, torch.Tensor):
             return
         rows[name] = SummaryRow(
-            name, type(module).__name__, tuple(output.shape), _module_parameters(module)
+            name or type(module).__name__,
+            type(module).__name__,
+            tuple(output.shape),
+            _module_parameters(module),
         )
 
     def owner(leaf: str) -> str | None:
         """The summarised module that ``leaf`` belongs to."""
         for name in wanted:
-            if leaf == name or leaf.startswith(name + "."):
+            if name == "" or leaf == name or leaf.startswith(name + "."):
                 return name
         return None
 
@@ -706,28 +713,36 @@ def model_summary(model: nn.Module, input_shape: Sequence[int], depth: int = 1) 
                     lambda m, _inputs, out, name=name: add_macs(name, m, out)
                 )
             )
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros(shape, device=device, dtype=dtype))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return [dataclasses.replace(row, macs=macs[row.name]) for row in rows.values()]
+    _run_on_zeros(model, shape, hooks)
+    return [dataclasses.replace(row, macs=macs[name]) for name, row in rows.items()]
 
 
 def count_multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Multiply-adds of the convolutions and linear layers of one forward pass of ``model``.
 
-    input_shape: ``(N, C, H, W)``; the count is for the whole batch. Found by running the model
-    (see :func:`model_summary`; use the ``meta`` device for large models). Other layers
+    model: any ``nn.Module``, a bare ``nn.Conv2d`` or ``nn.Linear`` included. input_shape:
+    ``(N, C, H, W)`` (``(N, in_features)`` for a bare linear layer); the count is for the whole
+    batch, and a layer that runs twice counts twice. Found by running the model once on zeros
+    (use the ``meta`` device for large models). Other layers
     (normalisation, activations, pooling, additions) are left out, as is usual: they cost
     little next to the convolutions. A convolution's count is output elements times
     ``C_in / groups * kh * kw``; a linear layer's, output elements times ``in_features``.
     """
-    return sum(row.macs for row in model_summary(model, input_shape))
+    shape = _check_input_shape(input_shape)
+    total = 0
+
+    def add(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        nonlocal total
+        total += _run_macs(module, output)
+
+    # model.modules() includes the model itself, so a bare nn.Conv2d or nn.Linear is counted.
+    hooks = [
+        module.register_forward_hook(add)
+        for module in model.modules()
+        if isinstance(module, nn.Conv2d | nn.Linear)
+    ]
+    _run_on_zeros(model, shape, hooks)
+    return total
 
 
 def format_summary(rows: Sequence[SummaryRow]) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.signal import correlate2d
 
+from ._validate import check_int, window_output_size
 from .plots import (
     output_grid_figure,
     show_grid,
@@ -128,6 +129,8 @@ def conv_explorer(
 
     Returns the :class:`Explorer`; its controls are ``step``, ``stride`` and ``padding``.
     """
+    stride = check_int(stride, "stride", minimum=1)
+    padding = check_int(padding, "padding", minimum=0)
     image = to_numpy(x).astype(float)
     weights = to_numpy(kernel).astype(float)
     if image.ndim != 2 or weights.ndim != 2:
@@ -200,6 +203,11 @@ def output_size_explorer(
     Returns the :class:`Explorer`; its controls are ``input_size``, ``kernel_size``, ``padding``,
     ``stride`` and ``dilation``.
     """
+    input_size = check_int(input_size, "input_size", minimum=1)
+    kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+    padding = check_int(padding, "padding", minimum=0)
+    stride = check_int(stride, "stride", minimum=1)
+    dilation = check_int(dilation, "dilation", minimum=1)
     controls = {
         "input_size": _int_slider("input n", input_size, 1, max_input_size),
         "kernel_size": _int_slider("kernel k", kernel_size, 1, 7),
@@ -211,11 +219,11 @@ def output_size_explorer(
     def draw(
         input_size: int, kernel_size: int, padding: int, stride: int, dilation: int
     ) -> tuple[Figure, str]:
-        numerator = input_size + 2 * padding - dilation * (kernel_size - 1) - 1
+        out = window_output_size(input_size, kernel_size, stride, padding, dilation)
         formula = (
             f"⌊({input_size} + 2·{padding} − {dilation}·({kernel_size} − 1) − 1) / {stride}⌋ + 1"
         )
-        if numerator < 0:
+        if out < 1:
             fig, ax = plt.subplots(figsize=(3, 1))
             ax.axis("off")
             ax.text(0.5, 0.5, "the kernel does not fit", ha="center", va="center")
@@ -226,7 +234,6 @@ def output_size_explorer(
         fig = output_grid_figure(
             input_size, kernel_size, stride=stride, padding=padding, dilation=dilation
         )
-        out = numerator // stride + 1
         return fig, f"output size = {formula} = <b>{out}</b>"
 
     return Explorer(controls, draw)

@@ -2,11 +2,14 @@
 # Installs what the course needs, skipping what is already there.
 #
 #   scripts/setup.sh book   system data set + Python environment for building the website
-#   scripts/setup.sh test   the same, plus Chromium for the browser tests
+#   scripts/setup.sh test   the same, plus Chromium for the browser tests and Node.js with
+#                           the JupyterHub's HTTP proxy (deploy/jupyterhub/node_modules)
 #
-# System packages (Debian/Ubuntu): dataset-fashion-mnist and, for tests, chromium. They are
-# installed with apt-get when this runs as root; otherwise the script says what to install.
-# Python packages go into .venv (created with Python 3.11) from pyproject.toml.
+# System packages (Debian/Ubuntu): dataset-fashion-mnist and, for tests, chromium, bubblewrap
+# (grading runs student code in bubblewrap containers) and nodejs (npm too where node comes
+# without it). They are installed with apt-get when this runs as root; otherwise the script says
+# what to install. Python packages go into .venv (created with Python 3.11) from pyproject.toml;
+# configurable-http-proxy into deploy/jupyterhub/node_modules from its package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +19,11 @@ stamp="$venv/.course-installed"
 
 apt_packages=(dataset-fashion-mnist)
 if [ "$target" = "test" ]; then
-    apt_packages+=(chromium fonts-dejavu-core)
+    # bubblewrap: the containers that grading runs student code in
+    apt_packages+=(chromium fonts-dejavu-core bubblewrap)
+    # node may come from a nodejs package that bundles npm; ask for Debian's npm only without it
+    command -v node >/dev/null || apt_packages+=(nodejs)
+    command -v npm >/dev/null || apt_packages+=(npm)
 fi
 
 missing=()
@@ -60,4 +67,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install -q --upgrade pip
     "$venv/bin/python" -m pip install -q -e ".[dev]"
     touch "$stamp"
+fi
+
+if [ "$target" = "test" ]; then
+    hub="deploy/jupyterhub"
+    proxy_stamp="$hub/node_modules/.course-installed"
+    if ! command -v npm >/dev/null; then
+        echo "setup: npm is missing: the JupyterHub test is skipped without its HTTP proxy" >&2
+    elif [ ! -f "$proxy_stamp" ] || [ "$hub/package-lock.json" -nt "$proxy_stamp" ]; then
+        node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+        if [ "$node_major" -lt 20 ]; then
+            echo "setup: configurable-http-proxy needs Node.js 20 or newer; found $(node --version 2>/dev/null || echo none)" >&2
+        else
+            echo "setup: installing configurable-http-proxy into $hub/node_modules"
+            (cd "$hub" && npm ci --no-audit --no-fund --loglevel=error)
+            touch "$proxy_stamp"
+        fi
+    fi
 fi

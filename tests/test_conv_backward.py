@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tensor_checks import DEVICES, assert_tensors_close
 
-import course_lib.ops.conv as conv_module
+import course_lib.ops._conv_engine as conv_engine
 from course_lib.ops.conv_backward import (
     conv2d_backward,
     conv2d_backward_naive,
@@ -162,8 +162,8 @@ def test_backward_many_channels(stride: int, dtype: torch.dtype) -> None:
 
 @pytest.mark.parametrize("channels", [2, 24])
 def test_backward_does_not_depend_on_the_chunking(monkeypatch, channels: int) -> None:
-    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 64)
-    monkeypatch.setattr(conv_module, "_MIN_CHUNK", 5)
+    monkeypatch.setattr(conv_engine, "_CHUNK_BYTES", 64)
+    monkeypatch.setattr(conv_engine, "_MIN_CHUNK", 5)
     case = {
         "batch": 3,
         "c_in": channels,

@@ -539,7 +539,7 @@ def test_bad_inputs_have_clear_messages() -> None:
         batched_nms(good, torch.zeros(1), torch.zeros(1), 0.5)
     with pytest.raises(ValueError, match="sizes must contain positive numbers"):
         generate_anchors(4, 16, sizes=[32, 0])
-    with pytest.raises(ValueError, match=r"feature_size must be a positive int or a pair"):
+    with pytest.raises(ValueError, match=r"feature_size must be positive \(>= 1\), got \(4, 0\)"):
         generate_anchors((4, 0), 16, sizes=[32])
     with pytest.raises(ValueError, match="anchors must have positive width and height"):
         encode_boxes(good, torch.tensor([[0.0, 0.0, 0.0, 2.0]]))

@@ -257,3 +257,70 @@ def test_reader_runs_a_chapter_and_moves_its_explorer(chapter_lab, browser, arti
     page.screenshot(path=str(shots / "explorer-after.png"))
     assert not errors, f"JavaScript errors in JupyterLab: {errors}"
     page.close()
+
+
+@pytest.fixture(scope="module")
+def converted_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A JupyterLab server whose root holds a chapter converted for JupyterLab, the way
+    ``binder/postBuild`` and the website's download button make it."""
+    workdir = tmp_path_factory.mktemp("converted")
+    subprocess.run(
+        [sys.executable, "-m", "course_lib.notebook",
+         str(ROOT / "book" / "part1" / f"{CHAPTER}.md"), str(workdir)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    yield from _serve(workdir)
+
+
+def test_a_converted_chapter_renders_myst_and_its_glued_numbers(
+    converted_lab, browser, artifacts_dir
+) -> None:
+    """With jupyterlab-myst, dropdowns and math render, and after Run All the glued
+    numbers stand in the text (not their keys)."""
+    base_url, _ = converted_lab
+    shots = artifacts_dir / "jupyterlab"
+    shots.mkdir(exist_ok=True)
+    page, errors = _open_notebook(browser, base_url, f"{CHAPTER}.ipynb")
+    plugins = page.evaluate("window.jupyterapp.listPlugins().filter(p => p.includes('myst'))")
+    assert any("jupyterlab-myst" in p for p in plugins), plugins
+    _run_all_cells(page, timeout_ms=300_000)
+
+    def rendered(needle: str) -> str:
+        """The rendered text of the markdown cell whose source contains ``needle``."""
+        index = page.evaluate(
+            "n => window.jupyterapp.shell.currentWidget.content.widgets"
+            ".findIndex(c => c.model.type === 'markdown'"
+            " && c.model.sharedModel.getSource().includes(n))",
+            needle,
+        )
+        assert index >= 0, f"no markdown cell with {needle!r}"
+        page.evaluate(
+            "async i => { const nb = window.jupyterapp.shell.currentWidget.content;"
+            " nb.activeCellIndex = i; await nb.scrollToItem(i, 'center'); }",
+            index,
+        )
+        page.wait_for_function(
+            "i => { const c = window.jupyterapp.shell.currentWidget.content.widgets[i];"
+            " return c.rendered && !c.node.innerText.includes('glued('); }",
+            arg=index,
+            timeout=60_000,
+        )
+        return page.evaluate(
+            "i => window.jupyterapp.shell.currentWidget.content.widgets[i].node.innerText", index
+        )
+
+    text = rendered("never used")
+    page.screenshot(path=str(shots / "converted-glue.png"))
+    assert "The last 2 rows and the last 2 columns" in text, text
+    assert "stride3_unused" not in text and "{glue" not in text
+    # the notes' formula with the number the next cell computes
+    assert "1.67" in rendered("without the floor")
+    # dropdowns of the questions render as MyST dropdowns, not as code
+    questions = rendered("Check your understanding")
+    assert "{dropdown}" not in questions
+    dropdowns = page.locator(".jp-MarkdownCell details")
+    assert dropdowns.count() >= 3, "the questions did not render as dropdowns"
+    # math renders as typeset math, not as dollar signs
+    assert page.locator(".jp-MarkdownCell .katex, .jp-MarkdownCell mjx-container").count() > 0
+    assert not errors, f"JavaScript errors in JupyterLab: {errors}"
+    page.close()

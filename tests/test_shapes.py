@@ -16,10 +16,12 @@ from course_lib import (
     ReceptiveFieldRow,
     TraceRow,
     conv_output_size,
+    count_multiply_adds,
     count_parameters,
     format_trace,
     layer_costs,
     layer_parameters,
+    model_summary,
     pool_output_size,
     receptive_field,
     shape_trace,
@@ -393,6 +395,38 @@ def test_macs_against_the_manual_formula():
     features = rows[-1].output_shape[1]
     fc = shape_trace(nn.Sequential(nn.Linear(features, 9)), (4, features))
     assert fc[0].macs == 4 * features * 9
+
+
+def test_count_multiply_adds_of_a_bare_conv2d_and_linear_layer():
+    """A layer that is the whole model (no sub-modules) is counted, on CPU and on meta."""
+    conv = nn.Conv2d(6, 12, (3, 5), stride=2, padding=1, groups=3)
+    out = conv(torch.zeros(2, 6, 20, 21))
+    expected = out.numel() * (6 // 3) * 3 * 5
+    assert count_multiply_adds(conv, (2, 6, 20, 21)) == expected > 0
+    with torch.device("meta"):
+        depthwise = nn.Conv2d(96, 96, 7, padding=3, groups=96, bias=False)
+    assert count_multiply_adds(depthwise, (1, 96, 56, 56)) == 96 * 56 * 56 * 49
+    linear = nn.Linear(30, 7)
+    assert count_multiply_adds(linear, (5, 30)) == 5 * 30 * 7
+    # the same layer inside a Sequential gives the same count, and model_summary agrees
+    assert count_multiply_adds(nn.Sequential(conv), (2, 6, 20, 21)) == expected
+    (row,) = model_summary(conv, (2, 6, 20, 21))
+    assert (row.name, row.output_shape, row.macs) == ("Conv2d", tuple(out.shape), expected)
+    assert conv.training  # the mode is restored
+
+
+def test_count_multiply_adds_counts_a_layer_each_time_it_runs():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.fc(x))
+
+    assert count_multiply_adds(Twice(), (3, 8)) == 2 * 3 * 8 * 8
+    with pytest.raises(ValueError, match="input_shape must be"):
+        count_multiply_adds(nn.Linear(8, 8), (0, 8))
 
 
 def test_macs_equal_the_multiplications_of_an_unfolded_convolution():

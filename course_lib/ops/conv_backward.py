@@ -17,19 +17,16 @@ from collections.abc import Sequence
 
 import torch
 
-from course_lib._validate import as_pair, check_positive, check_same_device_dtype, check_tensor
-from course_lib.ops.conv import (
-    _check_conv2d_args,
-    _check_groups,
-    _conv_output_size,
-    _geometry,
-    _input_grad_fast,
-    _output_grid,
-    _to_phases,
-    _weight_grad_fast,
-    conv2d,
-    conv_transpose2d,
+from course_lib._validate import (
+    check_positive_int,
+    check_same_device_dtype,
+    check_tensor,
+    int_or_pair,
+    transposed_output_size,
+    window_output_size,
 )
+from course_lib.ops._conv_engine import conv2d_gradients
+from course_lib.ops.conv import check_conv2d_args, conv2d, conv_transpose2d
 from course_lib.ops.padding import full_padding, pad2d
 
 __all__ = [
@@ -52,13 +49,26 @@ def _check_dout(dout: torch.Tensor, expected: tuple[int, int, int, int], x: torc
         )
 
 
+def _conv_output_hw(
+    in_hw: tuple[int, int],
+    weight: torch.Tensor,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dilation: tuple[int, int],
+) -> tuple[int, int]:
+    """(H_out, W_out) of the conv2d whose gradient is taken, on checked arguments."""
+    kh, kw = weight.shape[2:]
+    return (
+        window_output_size(in_hw[0], kh, stride[0], (pads[0], pads[1]), dilation[0]),
+        window_output_size(in_hw[1], kw, stride[1], (pads[2], pads[3]), dilation[1]),
+    )
+
+
 def _check_backward_args(dout, x, weight, bias, stride, padding, dilation, groups):
-    stride_hw, pads, dilation_hw, groups = _check_conv2d_args(
+    stride_hw, pads, dilation_hw, groups = check_conv2d_args(
         x, weight, bias, stride, padding, dilation, groups
     )
-    kh, kw = weight.shape[2:]
-    out_h = _conv_output_size(x.shape[2], pads[0] + pads[1], kh, stride_hw[0], dilation_hw[0])
-    out_w = _conv_output_size(x.shape[3], pads[2] + pads[3], kw, stride_hw[1], dilation_hw[1])
+    out_h, out_w = _conv_output_hw((x.shape[2], x.shape[3]), weight, stride_hw, pads, dilation_hw)
     _check_dout(dout, (x.shape[0], weight.shape[0], out_h, out_w), x)
     return stride_hw, pads, dilation_hw, groups
 
@@ -125,17 +135,7 @@ def conv2d_backward(
     stride_hw, pads, dilation_hw, groups = _check_backward_args(
         dout, x, weight, bias, stride, padding, dilation, groups
     )
-    geom = _geometry(
-        x.shape[0],
-        (x.shape[2], x.shape[3]),
-        (weight.shape[2], weight.shape[3]),
-        stride_hw,
-        pads,
-        dilation_hw,
-    )
-    dout_grid = _output_grid(dout, geom, groups)
-    dx = _input_grad_fast(dout_grid, weight, geom, groups)
-    dw = _weight_grad_fast(dout_grid, _to_phases(x, geom), weight.shape, geom, groups)
+    dx, dw = conv2d_gradients(dout, x, weight, stride_hw, pads, dilation_hw, groups)
     db = dout.sum(dim=(0, 2, 3)) if bias is not None else None
     return dx, dw, db
 
@@ -144,9 +144,8 @@ def _check_input_grad_args(dout, weight, input_size, stride, padding, dilation, 
     check_tensor(dout, "dout", 4, "(N, C_out, H_out, W_out)")
     check_tensor(weight, "weight", 4, "(C_out, C_in/groups, kh, kw)")
     check_same_device_dtype(dout=dout, weight=weight)
-    height, width = as_pair(input_size, "input_size")
-    check_positive((height, width), "input_size")
-    groups = _check_groups(groups)
+    height, width = int_or_pair(input_size, "input_size", minimum=1)
+    groups = check_positive_int(groups, "groups")
     if weight.shape[0] % groups != 0:
         raise ValueError(
             f"groups={groups} must divide the output channels, but weight has "
@@ -159,12 +158,10 @@ def _check_input_grad_args(dout, weight, input_size, stride, padding, dilation, 
         )
     # Reuse conv2d's checks on an input of the requested size (no data is read).
     probe = dout.new_empty(0, weight.shape[1] * groups, height, width)
-    stride_hw, pads, dilation_hw, groups = _check_conv2d_args(
+    stride_hw, pads, dilation_hw, groups = check_conv2d_args(
         probe, weight, None, stride, padding, dilation, groups
     )
-    kh, kw = weight.shape[2:]
-    out_h = _conv_output_size(height, pads[0] + pads[1], kh, stride_hw[0], dilation_hw[0])
-    out_w = _conv_output_size(width, pads[2] + pads[3], kw, stride_hw[1], dilation_hw[1])
+    out_h, out_w = _conv_output_hw((height, width), weight, stride_hw, pads, dilation_hw)
     if tuple(dout.shape[2:]) != (out_h, out_w):
         raise ValueError(
             f"dout has spatial size {tuple(dout.shape[2:])}, but a conv2d of an input of size "
@@ -202,8 +199,8 @@ def conv2d_input_grad_via_transpose(
     kh, kw = weight.shape[2:]
     out_h, out_w = dout.shape[2:]
     # The size conv_transpose2d reaches without output_padding, and what is missing.
-    reached_h = (out_h - 1) * sh - 2 * top + dh * (kh - 1) + 1
-    reached_w = (out_w - 1) * sw - 2 * left + dw * (kw - 1) + 1
+    reached_h = transposed_output_size(out_h, kh, sh, top, dh)
+    reached_w = transposed_output_size(out_w, kw, sw, left, dw)
     output_padding = (height - reached_h, width - reached_w)
     return conv_transpose2d(
         dout,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from course_lib._validate import as_pair, check_non_negative, check_positive
+from course_lib._validate import check_int, int_or_pair
 
 __all__ = ["full_padding", "pad2d", "resolve_padding", "same_padding"]
 
@@ -29,10 +29,8 @@ PADDING_MODES = ("valid", "same", "full")
 def _kernel_and_dilation(
     kernel_size: int | Sequence[int], dilation: int | Sequence[int]
 ) -> tuple[tuple[int, int], tuple[int, int]]:
-    kernel_hw = as_pair(kernel_size, "kernel_size")
-    dilation_hw = as_pair(dilation, "dilation")
-    check_positive(kernel_hw, "kernel_size")
-    check_positive(dilation_hw, "dilation")
+    kernel_hw = int_or_pair(kernel_size, "kernel_size", minimum=1)
+    dilation_hw = int_or_pair(dilation, "dilation", minimum=1)
     return kernel_hw, dilation_hw
 
 
@@ -90,31 +88,25 @@ def resolve_padding(
             f"padding must be an int, a pair of ints or one of {PADDING_MODES}, got {padding!r}"
         )
     _kernel_and_dilation(kernel_size, dilation)
-    ph, pw = as_pair(padding, "padding")
-    check_non_negative((ph, pw), "padding")
+    ph, pw = int_or_pair(padding, "padding", minimum=0)
     return (ph, ph, pw, pw)
 
 
 def _as_padding4(padding: int | Sequence[int]) -> Padding4:
     """int, pair ``(rows, columns)`` or 4-tuple ``(top, bottom, left, right)``."""
-    if (
-        isinstance(padding, Sequence)
-        and not isinstance(padding, str)
-        and len(padding) == 4
-        and all(isinstance(p, int) and not isinstance(p, bool) for p in padding)
-    ):
-        result = (int(padding[0]), int(padding[1]), int(padding[2]), int(padding[3]))
-    else:
-        try:
-            ph, pw = as_pair(padding, "padding")  # type: ignore[arg-type]
-        except TypeError:
-            raise TypeError(
-                "padding must be an int, a pair (rows, columns) or a 4-tuple "
-                f"(top, bottom, left, right), got {padding!r}"
-            ) from None
-        result = (ph, ph, pw, pw)
-    check_non_negative(result, "padding")
-    return result
+    try:
+        if isinstance(padding, Sequence) and not isinstance(padding, str) and len(padding) == 4:
+            top, bottom, left, right = (check_int(p, "padding") for p in padding)
+            if min(top, bottom, left, right) < 0:
+                raise ValueError(f"padding must be non-negative (>= 0), got {padding!r}")
+            return (top, bottom, left, right)
+        ph, pw = int_or_pair(padding, "padding", minimum=0)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            "padding must be an int, a pair (rows, columns) or a 4-tuple "
+            f"(top, bottom, left, right), got {padding!r}"
+        ) from None
+    return (ph, ph, pw, pw)
 
 
 def pad2d(x: torch.Tensor, padding: int | Sequence[int], value: float = 0.0) -> torch.Tensor:

@@ -25,13 +25,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .._validate import (
-    as_pair,
-    check_non_negative,
-    check_positive,
-    check_same_device_dtype,
-    check_tensor,
-)
+from .._validate import check_same_device_dtype, check_tensor, int_or_pair, window_output_size
 
 __all__ = [
     "max_pool2d_naive",
@@ -57,16 +51,6 @@ _LAYOUT = "(N, C, H, W)"
 # --------------------------------------------------------------------------------------------
 
 
-def _pooled_size(size: int, kernel_size: int, stride: int, padding: int, ceil_mode: bool) -> int:
-    """Number of windows along one axis (PyTorch's rule, dilation 1)."""
-    span = size + 2 * padding - kernel_size
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    # In ceil mode the last window must start inside the input or the left padding.
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
-
-
 class _Geometry:
     """Kernel, stride, padding and output size of one pooling call, checked."""
 
@@ -79,12 +63,11 @@ class _Geometry:
         ceil_mode: bool,
     ) -> None:
         check_tensor(x, "x", ndim=4, layout=_LAYOUT)
-        self.kernel_size = as_pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride")
-        self.padding = as_pair(padding, "padding")
-        check_positive(self.kernel_size, "kernel_size")
-        check_positive(self.stride, "stride")
-        check_non_negative(self.padding, "padding")
+        self.kernel_size = int_or_pair(kernel_size, "kernel_size", minimum=1)
+        self.stride = (
+            self.kernel_size if stride is None else int_or_pair(stride, "stride", minimum=1)
+        )
+        self.padding = int_or_pair(padding, "padding", minimum=0)
         kh, kw = self.kernel_size
         ph, pw = self.padding
         if 2 * ph > kh or 2 * pw > kw:
@@ -102,8 +85,8 @@ class _Geometry:
         self.ceil_mode = bool(ceil_mode)
         sh, sw = self.stride
         self.out_size = (
-            _pooled_size(H, kh, sh, ph, self.ceil_mode),
-            _pooled_size(W, kw, sw, pw, self.ceil_mode),
+            window_output_size(H, kh, sh, ph, ceil_mode=self.ceil_mode),
+            window_output_size(W, kw, sw, pw, ceil_mode=self.ceil_mode),
         )
 
     def out_shape(self, x: torch.Tensor) -> tuple[int, int, int, int]:
@@ -463,8 +446,7 @@ def _adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
 
 def _adaptive_pool(x: torch.Tensor, output_size: IntOrPair, reduce: str) -> torch.Tensor:
     check_tensor(x, "x", ndim=4, layout=_LAYOUT)
-    out_h, out_w = as_pair(output_size, "output_size")
-    check_positive((out_h, out_w), "output_size")
+    out_h, out_w = int_or_pair(output_size, "output_size", minimum=1)
     N, C, H, W = x.shape
     if H < 1 or W < 1:
         raise ValueError(f"expected x with non-empty H and W, got shape {tuple(x.shape)}")

@@ -34,25 +34,31 @@ def solution_answers(solution: Path) -> dict[str, str]:
     return answers
 
 
-def write_class(course: Path, assignment: str, students: list[Student]) -> list[Path]:
-    """Write each student's submission into ``course/submitted``; return the paths."""
+def answered(course: Path, assignment: str, student: Student) -> nbformat.NotebookNode:
+    """The released notebook of ``assignment`` as ``student`` hands it in."""
     release = nbformat.read(
         str(course / "exercises" / assignment / f"{assignment}.ipynb"), as_version=4
     )
     correct = solution_answers(course / "solutions" / assignment / f"{assignment}.ipynb")
+    nb = nbformat.from_dict(release)
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id:
+            if grade_id in student.answers:
+                cell.source = student.answers[grade_id]
+            elif not student.unanswered:
+                cell.source = correct[grade_id]
+    for offset, source in enumerate(student.extra_cells, start=1):
+        nb.cells.insert(first_code + offset, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def write_class(course: Path, assignment: str, students: list[Student]) -> list[Path]:
+    """Write each student's submission into ``course/submitted``; return the paths."""
     paths = []
     for student in students:
-        nb = nbformat.from_dict(release)
-        first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
-        for cell in nb.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if cell.metadata.get("nbgrader", {}).get("solution") and grade_id:
-                if grade_id in student.answers:
-                    cell.source = student.answers[grade_id]
-                elif not student.unanswered:
-                    cell.source = correct[grade_id]
-        for offset, source in enumerate(student.extra_cells, start=1):
-            nb.cells.insert(first_code + offset, nbformat.v4.new_code_cell(source))
+        nb = answered(course, assignment, student)
         folder = course / "submitted" / student.name / assignment
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{assignment}.ipynb"
