@@ -16,9 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ._validate import check_tensor, int_or_pair
+from ._validate import check_positive_int, check_tensor, int_or_pair
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -35,6 +37,11 @@ __all__ = [
     "generate_anchors",
     "encode_boxes",
     "decode_boxes",
+    "BACKGROUND",
+    "IGNORED",
+    "match_anchors",
+    "sigmoid_focal_loss",
+    "decode_detections",
     "PrecisionRecall",
     "precision_recall_curve",
     "average_precision",
@@ -48,6 +55,15 @@ COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in
 
 Interpolation = Literal["all-point", "11-point", "101-point"]
 _INTERPOLATIONS = ("all-point", "11-point", "101-point")
+# The recall points of the interpolated APs, as the reference evaluators compute them in floating
+# point (VOC 2007's development kit: arange(0, 1.1, 0.1); COCO's: linspace(0, 1, 101)), so that a
+# recall that lands on a point (3/10 against 0.30000000000000004) is judged as they judge it.
+_RECALL_POINTS = {
+    "11-point": np.arange(0.0, 1.1, 0.1).tolist(),
+    "101-point": np.linspace(0.0, 1.0, 101).tolist(),
+}
+Matching = Literal["voc", "coco"]
+_MATCHINGS = ("voc", "coco")
 
 # The largest log-scale a decoded box may have relative to its anchor (as in torchvision):
 # stops exp() from overflowing for wild predictions early in training.
@@ -145,8 +161,13 @@ def box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     boxes1: ``(N, 4)``, boxes2: ``(M, 4)``, both ``(x1, y1, x2, y2)``. Returns ``(N, M)``;
     same values as :func:`box_iou_naive` (0 where the union is empty).
     """
-    area1 = box_area(_check_boxes(boxes1, "boxes1"))
-    area2 = box_area(_check_boxes(boxes2, "boxes2"))
+    return _box_iou(_check_boxes(boxes1, "boxes1"), _check_boxes(boxes2, "boxes2"))
+
+
+def _box_iou(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """:func:`box_iou` on boxes already checked (the inner loops of NMS and AP call it often)."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
     top_left = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])  # (N, M, 2)
     bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])  # (N, M, 2)
     wh = (bottom_right - top_left).clamp(min=0)
@@ -192,16 +213,22 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     boxes = _check_boxes(boxes, "boxes")
     scores = _check_scores(scores, "scores", boxes.shape[0])
     iou_threshold = _check_threshold(iou_threshold, "iou_threshold")
+    return _nms(boxes, scores, iou_threshold)
+
+
+def _nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """:func:`nms` on inputs already checked."""
     order = torch.sort(scores, descending=True, stable=True).indices
-    iou = box_iou(boxes, boxes)  # (N, N)
-    suppressed = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
+    # which boxes overlap which (compared in float64, as torchvision does): (N, N)
+    overlapping = _box_iou(boxes, boxes).to(torch.float64) > iou_threshold
+    suppressed = [False] * boxes.shape[0]
     keep: list[int] = []
     for i in order.tolist():
         if suppressed[i]:
             continue
         keep.append(i)  # the best box left: keep it ...
-        # ... and suppress the boxes that overlap it (compared in float64, as torchvision does)
-        suppressed |= iou[i].to(torch.float64) > iou_threshold
+        for j in overlapping[i].nonzero().flatten().tolist():  # ... and suppress its overlaps
+            suppressed[j] = True
     return torch.tensor(keep, dtype=torch.int64, device=boxes.device)
 
 
@@ -226,7 +253,7 @@ def batched_nms(
         )
     iou_threshold = _check_threshold(iou_threshold, "iou_threshold")
     kept = [
-        members[nms(boxes[members], scores[members], iou_threshold)]
+        members[_nms(boxes[members], scores[members], iou_threshold)]
         for members in (torch.nonzero(labels == c).flatten() for c in labels.unique())
     ]
     if not kept:
@@ -371,6 +398,165 @@ def decode_boxes(
 
 
 # ---------------------------------------------------------------------------------------------
+# Training and running a one-stage detector: anchor matching, focal loss, decoding
+# ---------------------------------------------------------------------------------------------
+
+#: :func:`match_anchors` marks an anchor with this index when it is background (a negative) ...
+BACKGROUND = -1
+#: ... and with this one when its IoU falls between the two thresholds (ignored in the loss).
+IGNORED = -2
+
+
+def match_anchors(
+    anchors: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    positive_iou: float = 0.5,
+    negative_iou: float = 0.4,
+    best_anchor_per_object: bool = True,
+) -> torch.Tensor:
+    """Assign every anchor to an object, to the background or to neither.
+
+    anchors: ``(A, 4)``; gt_boxes: ``(G, 4)``, both ``(x1, y1, x2, y2)``. An anchor whose best
+    IoU with the objects is at least ``positive_iou`` is matched to that object (a positive);
+    one below ``negative_iou`` is :data:`BACKGROUND` (-1, a negative); one in between is
+    :data:`IGNORED` (-2). With ``best_anchor_per_object`` the anchors that overlap an object
+    best (ties included) are positives too, matched to *their* best object, so that no object
+    with any overlap is left without an anchor (Faster R-CNN's second rule; the same as
+    torchvision's ``Matcher(..., allow_low_quality_matches=True)``).
+
+    Returns ``(A,)`` int64: the index of the matched object, -1 or -2. With no object, every
+    anchor is background.
+    """
+    anchors = _check_boxes(anchors, "anchors")
+    gt_boxes = _check_boxes(gt_boxes, "gt_boxes")
+    positive_iou = _check_threshold(positive_iou, "positive_iou")
+    negative_iou = _check_threshold(negative_iou, "negative_iou")
+    if negative_iou > positive_iou:
+        raise ValueError(
+            f"negative_iou ({negative_iou}) must not exceed positive_iou ({positive_iou})"
+        )
+    if gt_boxes.shape[0] == 0:
+        return torch.full((anchors.shape[0],), BACKGROUND, dtype=torch.int64, device=anchors.device)
+    iou = box_iou(gt_boxes, anchors)  # (G, A)
+    best_iou, best_object = iou.max(dim=0)  # (A,): each anchor's best object
+    matches = best_object.clone()
+    matches[best_iou < negative_iou] = BACKGROUND
+    matches[(best_iou >= negative_iou) & (best_iou < positive_iou)] = IGNORED
+    if best_anchor_per_object:
+        best_per_object = iou.max(dim=1, keepdim=True).values  # (G, 1)
+        is_best = (iou == best_per_object) & (best_per_object > 0)  # (G, A)
+        rescued = is_best.any(dim=0)
+        matches[rescued] = best_object[rescued]
+    return matches
+
+
+def sigmoid_focal_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    gamma: float = 2.0,
+    alpha: float | None = 0.25,
+    reduction: Literal["none", "mean", "sum"] = "sum",
+) -> torch.Tensor:
+    """The focal loss of RetinaNet on independent sigmoid outputs.
+
+    logits, targets: the same shape, e.g. ``(A, C)``: one logit per anchor and class, and a 0/1
+    target (1 for the class of the anchor's object, all 0 for a background anchor). With
+    ``p = sigmoid(logits)`` and ``p_t`` the probability given to the right answer
+    (``p`` where the target is 1, ``1 - p`` where it is 0), each element is
+
+        ``- alpha_t * (1 - p_t) ** gamma * log(p_t)``,
+
+    where ``alpha_t`` is ``alpha`` for targets 1 and ``1 - alpha`` for targets 0 (``alpha=None``
+    leaves it out). ``gamma = 0`` and ``alpha = None`` give the binary cross-entropy. The same
+    values as ``torchvision.ops.sigmoid_focal_loss``.
+    """
+    check_tensor(logits, "logits")
+    check_tensor(targets, "targets")
+    if logits.shape != targets.shape:
+        raise ValueError(
+            f"expected targets of the shape of logits {tuple(logits.shape)}, got "
+            f"{tuple(targets.shape)}"
+        )
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    targets = targets.to(logits.dtype)
+    p = torch.sigmoid(logits)
+    # log(p_t), computed stably from the logits
+    cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = cross_entropy * (1 - p_t) ** gamma
+    if alpha is not None:
+        loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    return loss
+
+
+def decode_detections(
+    class_logits: torch.Tensor,
+    box_deltas: torch.Tensor,
+    anchors: torch.Tensor,
+    score_threshold: float = 0.05,
+    iou_threshold: float = 0.5,
+    max_detections: int = 100,
+    candidates: int = 1000,
+    image_size: tuple[int, int] | None = None,
+    weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+) -> list[dict[str, torch.Tensor]]:
+    """Turn a one-stage detector's raw outputs into a list of detections per image.
+
+    class_logits: ``(N, A, C)``, one sigmoid logit per anchor and class; box_deltas:
+    ``(N, A, 4)``, the anchor offsets ``(tx, ty, tw, th)`` of :func:`encode_boxes`; anchors:
+    ``(A, 4)``. For each image: every (anchor, class) pair with a score ``sigmoid(logit)``
+    above ``score_threshold`` is a candidate; the ``candidates`` best are decoded into boxes
+    (clipped to ``image_size = (H, W)`` when given); non-maximum suppression per class
+    (:func:`batched_nms`) removes duplicates; the ``max_detections`` best remain.
+
+    Returns one dict per image with ``"boxes"`` ``(D, 4)``, ``"scores"`` ``(D,)`` and
+    ``"labels"`` ``(D,)`` int64, by decreasing score: the input format of
+    :func:`mean_average_precision`.
+    """
+    check_tensor(class_logits, "class_logits", ndim=3, layout="(N, A, C)")
+    check_tensor(box_deltas, "box_deltas", ndim=3, layout="(N, A, 4)")
+    anchors = _check_boxes(anchors, "anchors")
+    n, num_anchors, num_classes = class_logits.shape
+    if box_deltas.shape != (n, num_anchors, 4) or anchors.shape[0] != num_anchors:
+        raise ValueError(
+            f"expected box_deltas (N, A, 4) = ({n}, {num_anchors}, 4) and anchors (A, 4) = "
+            f"({num_anchors}, 4) to match class_logits (N, A, C) = {tuple(class_logits.shape)}, "
+            f"got {tuple(box_deltas.shape)} and {tuple(anchors.shape)}"
+        )
+    score_threshold = _check_threshold(score_threshold, "score_threshold")
+    check_positive_int(max_detections, "max_detections")
+    check_positive_int(candidates, "candidates")
+    results = []
+    for logits, deltas in zip(class_logits, box_deltas, strict=True):
+        scores = torch.sigmoid(logits).flatten()  # (A * C,): anchor-major, class-minor
+        index = (scores > score_threshold).nonzero().flatten()
+        if index.numel() > candidates:
+            index = index[scores[index].topk(candidates).indices]
+        anchor_index, labels = index // num_classes, index % num_classes
+        boxes = decode_boxes(deltas[anchor_index], anchors[anchor_index], weights)
+        if image_size is not None:
+            height, width = image_size
+            boxes = torch.stack(
+                [
+                    boxes[:, 0].clamp(0, width),
+                    boxes[:, 1].clamp(0, height),
+                    boxes[:, 2].clamp(0, width),
+                    boxes[:, 3].clamp(0, height),
+                ],
+                dim=1,
+            )
+        scores = scores[index]
+        keep = batched_nms(boxes, scores, labels, iou_threshold)[:max_detections]
+        results.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
 # Average precision
 # ---------------------------------------------------------------------------------------------
 
@@ -420,22 +606,43 @@ def precision_recall_curve(
     pred_scores: Sequence[torch.Tensor],
     gt_boxes: Sequence[torch.Tensor],
     iou_threshold: float = 0.5,
+    matching: Matching = "voc",
 ) -> PrecisionRecall:
     """Match the detections of one class to its objects and trace precision against recall.
 
     pred_boxes: one ``(D_k, 4)`` tensor per image; pred_scores: one ``(D_k,)`` per image;
     gt_boxes: one ``(G_k, 4)`` per image (all ``(x1, y1, x2, y2)``). Detections are visited by
-    decreasing score (all images together). Each one is matched to the object of its image it
-    overlaps most; it is a true positive if that IoU is at least ``iou_threshold`` and the
-    object was not matched before, otherwise a false positive (a second detection of the same
-    object is a false positive: the PASCAL VOC rule). An IoU exactly equal to the threshold
-    counts as a match, as in COCO's evaluation (VOC's development kit asks for more than the
-    threshold; the two differ only on exact ties).
+    decreasing score (all images together) and matched to an object of its image:
+
+    - ``matching="voc"`` (PASCAL VOC's development kit): the object it overlaps most; it is a
+      true positive if that IoU is at least ``iou_threshold`` and the object was not matched
+      before, otherwise a false positive (a second detection of the same object is a false
+      positive, even when it also overlaps another, unmatched object);
+    - ``matching="coco"`` (COCO's evaluation): the object it overlaps most *among those not yet
+      matched*; a true positive if that IoU is at least ``iou_threshold``.
+
+    The two rules differ only when a detection overlaps two objects. An IoU exactly equal to
+    the threshold counts as a match, as in COCO's evaluation (VOC's development kit asks for
+    more than the threshold; the two differ only on exact ties).
 
     Returns a :class:`PrecisionRecall`; with no detection at all its tensors are empty.
     """
     _per_image_lists(pred_boxes, pred_scores, gt_boxes)
     iou_threshold = _check_threshold(iou_threshold, "iou_threshold")
+    if matching not in _MATCHINGS:
+        raise ValueError(f"matching must be one of {_MATCHINGS}, got {matching!r}")
+    return _curves(pred_boxes, pred_scores, gt_boxes, [iou_threshold], matching)[0]
+
+
+def _curves(
+    pred_boxes: Sequence[torch.Tensor],
+    pred_scores: Sequence[torch.Tensor],
+    gt_boxes: Sequence[torch.Tensor],
+    iou_thresholds: Sequence[float],
+    matching: Matching,
+) -> list[PrecisionRecall]:
+    """:func:`precision_recall_curve` at several thresholds, on validated inputs; the IoUs are
+    computed once and the matching runs on Python floats (the loop visits every detection)."""
     num_gt = sum(int(g.shape[0]) for g in gt_boxes)
     entries = [
         (float(score), k, d)
@@ -444,33 +651,42 @@ def precision_recall_curve(
     ]
     # decreasing score; ties keep the order of the images and of the detections
     entries.sort(key=lambda entry: -entry[0])
-    ious = [
-        box_iou(boxes, gts) if boxes.shape[0] and gts.shape[0] else None
+    scores = torch.tensor([e[0] for e in entries], dtype=torch.float64)
+    ious: list[list[list[float]] | None] = [
+        _box_iou(boxes, gts).tolist() if boxes.shape[0] and gts.shape[0] else None
         for boxes, gts in zip(pred_boxes, gt_boxes, strict=True)
     ]
-    matched = [torch.zeros(g.shape[0], dtype=torch.bool) for g in gt_boxes]
-    is_tp = []
-    for _, k, d in entries:
-        hit = False
-        if ious[k] is not None:
-            best_iou, best_index = ious[k][d].max(dim=0)
-            best = int(best_index)
-            if float(best_iou) >= iou_threshold and not matched[k][best]:
-                matched[k][best] = True
-                hit = True
-        is_tp.append(hit)
-    tp_flags = torch.tensor(is_tp, dtype=torch.bool)
-    tp = torch.cumsum(tp_flags.to(torch.float64), dim=0)
-    fp = torch.cumsum((~tp_flags).to(torch.float64), dim=0)
-    precision = tp / (tp + fp).clamp(min=1)
-    recall = tp / num_gt if num_gt > 0 else torch.full_like(tp, float("nan"))
-    return PrecisionRecall(
-        scores=torch.tensor([e[0] for e in entries], dtype=torch.float64),
-        is_true_positive=tp_flags,
-        precision=precision,
-        recall=recall,
-        num_ground_truths=num_gt,
-    )
+    curves = []
+    for iou_threshold in iou_thresholds:
+        matched = [[False] * int(g.shape[0]) for g in gt_boxes]
+        is_tp = []
+        for _, k, d in entries:
+            hit = False
+            overlaps = ious[k]
+            if overlaps is not None:
+                row, taken = overlaps[d], matched[k]
+                if matching == "coco":  # objects already matched are out of the race
+                    row = [-1.0 if t else v for v, t in zip(row, taken, strict=True)]
+                best = max(range(len(row)), key=row.__getitem__)  # the first of equal maxima
+                if row[best] >= iou_threshold and not taken[best]:
+                    taken[best] = True
+                    hit = True
+            is_tp.append(hit)
+        tp_flags = torch.tensor(is_tp, dtype=torch.bool)
+        tp = torch.cumsum(tp_flags.to(torch.float64), dim=0)
+        fp = torch.cumsum((~tp_flags).to(torch.float64), dim=0)
+        precision = tp / (tp + fp).clamp(min=1)
+        recall = tp / num_gt if num_gt > 0 else torch.full_like(tp, float("nan"))
+        curves.append(
+            PrecisionRecall(
+                scores=scores,
+                is_true_positive=tp_flags,
+                precision=precision,
+                recall=recall,
+                num_ground_truths=num_gt,
+            )
+        )
+    return curves
 
 
 def _ap_from_curve(
@@ -484,12 +700,12 @@ def _ap_from_curve(
         p = torch.flip(torch.cummax(torch.flip(p, [0]), dim=0).values, [0])
         # sum of rectangles: each recall step times the envelope at its right end
         return float(((r[1:] - r[:-1]) * p[:-1]).sum())
-    points = 11 if interpolation == "11-point" else 101
+    points = _RECALL_POINTS[interpolation]
     total = 0.0
-    for t in torch.linspace(0, 1, points, dtype=torch.float64):
-        reached = recall >= t - 1e-12
+    for t in points:
+        reached = recall >= t
         total += float(precision[reached].max()) if reached.any() else 0.0
-    return total / points
+    return total / len(points)
 
 
 def average_precision(
@@ -498,6 +714,7 @@ def average_precision(
     gt_boxes: Sequence[torch.Tensor],
     iou_threshold: float = 0.5,
     interpolation: Interpolation = "all-point",
+    matching: Matching = "voc",
 ) -> float:
     """Average precision of one class at one IoU threshold.
 
@@ -509,12 +726,15 @@ def average_precision(
     - ``"11-point"`` (VOC 2007): the mean of ``p_interp`` at recall 0, 0.1, ..., 1;
     - ``"101-point"`` (COCO): the mean of ``p_interp`` at recall 0, 0.01, ..., 1.
 
+    ``matching`` chooses VOC's or COCO's rule for matching detections to objects (see
+    :func:`precision_recall_curve`).
+
     Returns a float in ``[0, 1]``; ``nan`` when the class has no object in any image (the
     average is then undefined; :func:`mean_average_precision` leaves such classes out).
     """
     if interpolation not in _INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
-    curve = precision_recall_curve(pred_boxes, pred_scores, gt_boxes, iou_threshold)
+    curve = precision_recall_curve(pred_boxes, pred_scores, gt_boxes, iou_threshold, matching)
     if curve.num_ground_truths == 0:
         return float("nan")
     if curve.scores.numel() == 0:
@@ -559,6 +779,7 @@ def mean_average_precision(
     targets: Sequence[Mapping[str, torch.Tensor]],
     iou_thresholds: float | Sequence[float] = 0.5,
     interpolation: Interpolation = "all-point",
+    matching: Matching = "voc",
 ) -> MeanAveragePrecision:
     """Mean average precision over classes (and over IoU thresholds, COCO-style).
 
@@ -566,7 +787,9 @@ def mean_average_precision(
     ``"labels"`` ``(D,)`` (the output format of torchvision's detectors); targets: one dict per
     image with ``"boxes"`` ``(G, 4)`` and ``"labels"`` ``(G,)``. The classes are those with at
     least one object in ``targets``. ``iou_thresholds=0.5`` gives VOC's mAP;
-    ``COCO_IOU_THRESHOLDS`` (with ``interpolation="101-point"``) COCO's mAP@[.5:.95].
+    ``COCO_IOU_THRESHOLDS`` with ``interpolation="101-point"`` and ``matching="coco"`` gives
+    COCO's mAP@[.5:.95] (the same number as pycocotools' ``COCOeval`` when no image has more
+    than 100 detections of a class and no object is marked crowd).
     """
     _check_records(predictions, "predictions", ("boxes", "scores", "labels"))
     _check_records(targets, "targets", ("boxes", "labels"))
@@ -580,14 +803,21 @@ def mean_average_precision(
     thresholds = [_check_threshold(t, "iou_thresholds") for t in iou_thresholds]
     if not thresholds:
         raise ValueError("iou_thresholds must not be empty")
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+    if matching not in _MATCHINGS:
+        raise ValueError(f"matching must be one of {_MATCHINGS}, got {matching!r}")
     classes = sorted({int(c) for t in targets for c in t["labels"].tolist()})
     ap = torch.full((len(thresholds), len(classes)), float("nan"), dtype=torch.float64)
     for j, c in enumerate(classes):
         boxes = [p["boxes"][p["labels"] == c] for p in predictions]
         scores = [p["scores"][p["labels"] == c] for p in predictions]
         gts = [t["boxes"][t["labels"] == c] for t in targets]
-        for i, threshold in enumerate(thresholds):
-            ap[i, j] = average_precision(boxes, scores, gts, threshold, interpolation)
+        for i, curve in enumerate(_curves(boxes, scores, gts, thresholds, matching)):
+            if curve.scores.numel() == 0:
+                ap[i, j] = 0.0
+            else:
+                ap[i, j] = _ap_from_curve(curve.precision, curve.recall, interpolation)
     if not classes:
         return MeanAveragePrecision(map=float("nan"), ap=ap, classes=classes)
     return MeanAveragePrecision(

@@ -7,11 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
-from torchvision.models.detection._utils import BoxCoder
+from torchvision.models.detection._utils import BoxCoder, Matcher
 
 from course_lib.detection import (
+    BACKGROUND,
     COCO_IOU_THRESHOLDS,
+    IGNORED,
     average_precision,
     batched_nms,
     box_area,
@@ -20,11 +23,14 @@ from course_lib.detection import (
     box_iou_naive,
     box_xyxy_to_cxcywh,
     decode_boxes,
+    decode_detections,
     encode_boxes,
     generate_anchors,
+    match_anchors,
     mean_average_precision,
     nms,
     precision_recall_curve,
+    sigmoid_focal_loss,
 )
 
 
@@ -364,6 +370,144 @@ def test_mean_average_precision_over_classes_and_coco_thresholds() -> None:
     assert coco.per_threshold[0.5] == pytest.approx(2 / 3)
     assert coco.per_threshold[0.75] == pytest.approx(1 / 3)
     assert coco.ap.shape == (10, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# One-stage detector: anchor matching, focal loss, decoding
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_match_anchors_matches_torchvision_matcher(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    anchors = generate_anchors((6, 6), 8, sizes=(8, 16), aspect_ratios=(0.5, 1.0, 2.0))
+    corners = torch.rand(5, 2, generator=gen) * 36
+    gt = torch.cat([corners, corners + 4 + torch.rand(5, 2, generator=gen) * 20], dim=1)
+    for best in (True, False):
+        ours = match_anchors(anchors, gt, 0.5, 0.4, best_anchor_per_object=best)
+        theirs = Matcher(0.5, 0.4, allow_low_quality_matches=best)(box_iou(gt, anchors))
+        assert torch.equal(ours, theirs)
+    matched = match_anchors(anchors, gt)
+    assert ((matched >= 0) | (matched == BACKGROUND) | (matched == IGNORED)).all()
+    assert set(matched[matched >= 0].tolist()) == set(range(5))  # every object has an anchor
+
+
+def test_match_anchors_known_case_and_no_objects() -> None:
+    anchors = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 10.0],
+            [0.0, 0.0, 10.0, 6.0],
+            [20.0, 20.0, 30.0, 30.0],
+            [2.0, 0.0, 12.0, 10.0],
+        ]
+    )
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [22.0, 22.0, 26.0, 26.0]])
+    # anchor 0: IoU 1 with object 0; 1: IoU 0.6 -> positive; 2: IoU 0.16 with object 1 but its
+    # best anchor -> positive by the second rule; 3: IoU 8/12 = 0.667 -> positive at 0.5
+    assert match_anchors(anchors, gt).tolist() == [0, 0, 1, 0]
+    assert match_anchors(anchors, gt, best_anchor_per_object=False).tolist() == [0, 0, -1, 0]
+    assert match_anchors(anchors, gt, 0.7, 0.62).tolist() == [0, -1, 1, -2]
+    assert match_anchors(anchors, torch.zeros(0, 4)).tolist() == [BACKGROUND] * 4
+    with pytest.raises(ValueError, match="must not exceed positive_iou"):
+        match_anchors(anchors, gt, 0.4, 0.5)
+
+
+@pytest.mark.parametrize("gamma, alpha", [(2.0, 0.25), (0.0, None), (1.5, 0.6), (5.0, None)])
+def test_sigmoid_focal_loss_matches_torchvision(gamma: float, alpha: float | None) -> None:
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(50, 7, generator=gen, dtype=torch.float64) * 4
+    targets = (torch.rand(50, 7, generator=gen) < 0.2).double()
+    for reduction in ("none", "mean", "sum"):
+        ours = sigmoid_focal_loss(logits, targets, gamma, alpha, reduction)
+        theirs = torchvision.ops.sigmoid_focal_loss(
+            logits, targets, -1 if alpha is None else alpha, gamma, reduction
+        )
+        torch.testing.assert_close(ours, theirs)
+    # gamma 0 without alpha is the binary cross-entropy; gamma > 0 shrinks easy examples most
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    torch.testing.assert_close(sigmoid_focal_loss(logits, targets, 0.0, None, "none"), bce)
+    easy = torch.tensor([[-6.0]]), torch.tensor([[0.0]])
+    hard = torch.tensor([[2.0]]), torch.tensor([[0.0]])
+    ratio_easy = F.binary_cross_entropy_with_logits(*easy) / sigmoid_focal_loss(*easy, 2.0, None)
+    ratio_hard = F.binary_cross_entropy_with_logits(*hard) / sigmoid_focal_loss(*hard, 2.0, None)
+    assert ratio_easy > 100 * ratio_hard
+    with pytest.raises(ValueError, match="targets of the shape of logits"):
+        sigmoid_focal_loss(logits, targets[:, :3])
+
+
+def test_decode_detections_known_case() -> None:
+    anchors = torch.tensor(
+        [[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [30.0, 30.0, 40.0, 40.0]]
+    )
+    logits = torch.full((1, 3, 2), -10.0)
+    logits[0, 0, 0] = 3.0  # anchor 0, class 0: the best
+    logits[0, 1, 0] = 2.0  # anchor 1, class 0: a duplicate of it (IoU 0.82) -> suppressed
+    logits[0, 1, 1] = 1.0  # anchor 1, class 1: another class -> kept
+    logits[0, 2, 1] = -1.0  # anchor 2, class 1: below a 0.3 score -> dropped
+    deltas = torch.zeros(1, 3, 4)
+    deltas[0, 0] = torch.tensor([0.5, 0.0, math.log(2.0), 0.0])  # move right, twice as wide
+    (out,) = decode_detections(logits, deltas, anchors, score_threshold=0.3, image_size=(12, 12))
+    assert out["labels"].tolist() == [0, 1]
+    torch.testing.assert_close(out["scores"], torch.sigmoid(torch.tensor([3.0, 1.0])))
+    # anchor 0 decoded: centre x 5 + 0.5 * 10 = 10, width 20 -> (0, 0, 20, 10), clipped at 12
+    torch.testing.assert_close(
+        out["boxes"], torch.tensor([[0.0, 0.0, 12.0, 10.0], [1.0, 0.0, 11.0, 10.0]])
+    )
+    two = decode_detections(logits.repeat(2, 1, 1), deltas.repeat(2, 1, 1), anchors, 0.3, 0.5, 1)
+    assert [len(d["scores"]) for d in two] == [1, 1]
+    with pytest.raises(ValueError, match=r"expected box_deltas \(N, A, 4\)"):
+        decode_detections(logits, deltas[:, :2], anchors)
+
+
+def test_decode_detections_agrees_with_torchvision_postprocessing() -> None:
+    """The same candidates, decoding and per-class NMS as torchvision's ops, for random outputs."""
+    gen = torch.Generator().manual_seed(3)
+    anchors = generate_anchors((8, 8), 8, sizes=(12, 24))
+    logits = torch.randn(3, anchors.shape[0], 4, generator=gen) * 2 - 2
+    deltas = torch.randn(3, anchors.shape[0], 4, generator=gen) * 0.3
+    ours = decode_detections(logits, deltas, anchors, 0.2, 0.5, 100, 300)
+    coder = BoxCoder((1.0, 1.0, 1.0, 1.0))
+    for k in range(3):
+        scores = torch.sigmoid(logits[k]).flatten()
+        index = (scores > 0.2).nonzero().flatten()
+        index = index[scores[index].topk(min(300, len(index))).indices]
+        boxes = coder.decode_single(deltas[k][index // 4], anchors[index // 4])
+        keep = torchvision.ops.batched_nms(boxes, scores[index], index % 4, 0.5)[:100]
+        torch.testing.assert_close(ours[k]["boxes"], boxes[keep])
+        assert torch.equal(ours[k]["labels"], index[keep] % 4)
+
+
+def test_coco_matching_gives_a_second_object_its_chance() -> None:
+    """A detection whose best object is already taken: a false positive under VOC's rule, a
+    match with the next object under COCO's."""
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [4.0, 0.0, 14.0, 10.0]])
+    first = [0.0, 0.0, 10.0, 10.0]  # object 0 exactly
+    between = [2.0, 0.0, 12.0, 10.0]  # IoU 0.667 with both objects; object 0 listed first
+    boxes, scores = [torch.tensor([first, between])], [torch.tensor([0.9, 0.8])]
+    voc = precision_recall_curve(boxes, scores, [gt], 0.5, matching="voc")
+    coco = precision_recall_curve(boxes, scores, [gt], 0.5, matching="coco")
+    assert voc.is_true_positive.tolist() == [True, False]
+    assert coco.is_true_positive.tolist() == [True, True]
+    assert average_precision(boxes, scores, [gt], 0.5, "101-point", "coco") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="matching must be one of"):
+        average_precision(boxes, scores, [gt], matching="pascal")
+
+
+def test_interpolated_ap_uses_the_reference_recall_points() -> None:
+    """Recall 3/10 falls just short of VOC 2007's point 0.30000000000000004 (arange(0, 1.1,
+    0.1)); the development kit then uses the precision of the next recall."""
+    gt = torch.tensor([[10.0 * i, 0.0, 10.0 * i + 8, 8.0] for i in range(10)])
+    # three hits then a false positive then the rest: precision 1 up to recall 0.3, then 3/4 ...
+    hits = [*gt[:3].tolist(), [200.0, 200.0, 210.0, 210.0], *gt[3:].tolist()]
+    scores = torch.linspace(1.0, 0.5, len(hits))
+    value = average_precision([torch.tensor(hits)], [scores], [gt], 0.5, "11-point")
+    precision_after = [1.0, 1.0, 1.0, 0.75] + [(4 + i) / (5 + i) for i in range(7)]
+    recall_after = [1 / 10, 2 / 10, 3 / 10, 3 / 10] + [(4 + i) / 10 for i in range(7)]
+    envelope = [max(p for p, r in zip(precision_after, recall_after, strict=True) if r >= t)
+                for t in np.arange(0.0, 1.1, 0.1)]  # fmt: skip
+    assert value == pytest.approx(sum(envelope) / 11)
+    # the point 0.3 is not reached by recall 3/10 (precision 1): it takes the best later one
+    assert envelope[3] == pytest.approx(10 / 11)
 
 
 # --------------------------------------------------------------------------------------------
