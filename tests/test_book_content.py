@@ -30,6 +30,9 @@ EXERCISE_LINKS = {
     "book/part1/padding-stride": ["convolution", "output_shapes"],
     "book/part1/pooling": ["convolution"],
     "book/part1/backprop": ["backprop"],
+    "book/part2/batch-norm": ["architectures"],
+    "book/part2/resnet-densenet": ["architectures"],
+    "book/part3/detection": ["detection"],
 }
 MARKERS = [
     ("### BEGIN SOLUTION", "### END SOLUTION"),
