@@ -3,8 +3,9 @@
 Run it in the course folder (the one with ``nbgrader_config.py``)::
 
     course release [ASSIGNMENT]             nbgrader generate_assignment, then check exercises/
-    course autograde ASSIGNMENT [--jobs N] [--timeout S] [--memory MB]
-    course feedback ASSIGNMENT              feedback/<student>/<assignment>/, no hidden tests
+    course autograde ASSIGNMENT [--jobs N | --scheduler tcp://HOST:PORT] [--timeout S]
+                     [--memory MB] [--student S ...]
+    course feedback ASSIGNMENT [--student S ...]   feedback/<student>/<assignment>/, no hidden tests
     course grades [--assignment A] [-o FILE]
     course verify NOTEBOOK ASSIGNMENT       grade one notebook in the sandbox, print the result
 """
@@ -102,14 +103,23 @@ def _autograde(root: Path, args: argparse.Namespace) -> int:
     from course_lib.grading.autograde import autograde
     from course_lib.grading.report import report_data, summary_table, write_report
 
+    executor = None
+    if args.scheduler:
+        from course_lib.grading.cluster import DaskExecutor
+
+        executor = DaskExecutor(args.scheduler)
     run = autograde(
         args.assignment,
         root,
+        executor=executor,
         jobs=args.jobs,
         timeout=args.timeout,
         memory_mb=args.memory,
+        students=args.student or None,
         progress=not args.quiet,
     )
+    for name, reason in run.refused.items():
+        print(f"REFUSED: submitted/{name}/{args.assignment}: {reason}")
     if not run.results:
         print(f"no submissions in submitted/*/{args.assignment}/")
         return 0
@@ -117,7 +127,8 @@ def _autograde(root: Path, args: argparse.Namespace) -> int:
     data = report_data(run)
     print(summary_table(data))
     print(
-        f"\n{len(run.results)} submissions in {run.seconds:.1f} s with {run.jobs} workers; "
+        f"\n{len(run.results)} submissions in {run.seconds:.1f} s with {run.jobs} "
+        f"{'Dask worker threads' if run.executor == 'dask' else 'workers'}; "
         f"{len(data['suspicious'])} flagged as suspicious."
     )
     if run.gradebook_tampered:
@@ -129,10 +140,11 @@ def _autograde(root: Path, args: argparse.Namespace) -> int:
 def _feedback(root: Path, args: argparse.Namespace) -> int:
     from course_lib.grading.feedback import write_feedback
 
-    pages = write_feedback(root, args.assignment)
-    students = sorted({p.parent.parent.name for p in pages})
-    print(f"feedback for {len(students)} students in feedback/<student>/{args.assignment}/")
-    return 0
+    done = write_feedback(root, args.assignment, args.student or None)
+    print(f"feedback for {len(done.students)} students in feedback/<student>/{args.assignment}/")
+    for student, reason in done.withheld.items():
+        print(f"WITHHELD: {student}: {reason}")
+    return 1 if done.withheld else 0
 
 
 def _grades(root: Path, args: argparse.Namespace) -> int:
@@ -178,8 +190,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=30, help="seconds per cell / call (default 30)")
     p.add_argument("--memory", type=int, default=2048, help="MB per submission (default 2048)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--student", "-s", action="append", help="grade only this student (repeatable): a regrade"
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="grade on this Dask distributed cluster instead of local worker processes",
+    )
     p = sub.add_parser("feedback", help="write per-student feedback pages")
     p.add_argument("assignment")
+    p.add_argument("--student", "-s", action="append", help="only this student (repeatable)")
     p = sub.add_parser("grades", help="the gradebook as CSV")
     p.add_argument("--assignment", "-a")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
@@ -207,14 +228,26 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         root = None
     if args.command == "verify":
-        return _verify(root, args)
+        from course_lib.grading.isolation import IsolationError
+
+        try:
+            return _verify(root, args)
+        except IsolationError as error:
+            print(f"course: {error}", file=sys.stderr)
+            return 2
     commands = {
         "release": lambda: _release(root, args.assignment),
         "autograde": lambda: _autograde(root, args),
         "feedback": lambda: _feedback(root, args),
         "grades": lambda: _grades(root, args),
     }
-    return commands[args.command]()
+    from course_lib.grading.isolation import IsolationError
+
+    try:
+        return commands[args.command]()
+    except IsolationError as error:
+        print(f"course: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

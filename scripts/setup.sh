@@ -4,7 +4,8 @@
 #   scripts/setup.sh book   system data set + Python environment for building the website
 #   scripts/setup.sh test   the same, plus Chromium for the browser tests
 #
-# System packages (Debian/Ubuntu): dataset-fashion-mnist and, for tests, chromium. They are
+# System packages (Debian/Ubuntu): dataset-fashion-mnist and, for tests, chromium and bubblewrap
+# (grading runs student code in bubblewrap containers). They are
 # installed with apt-get when this runs as root; otherwise the script says what to install.
 # Python packages go into .venv (created with Python 3.11) from pyproject.toml.
 set -euo pipefail
@@ -16,7 +17,8 @@ stamp="$venv/.course-installed"
 
 apt_packages=(dataset-fashion-mnist)
 if [ "$target" = "test" ]; then
-    apt_packages+=(chromium fonts-dejavu-core)
+    # bubblewrap: the containers that grading runs student code in
+    apt_packages+=(chromium fonts-dejavu-core bubblewrap)
 fi
 
 missing=()

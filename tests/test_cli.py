@@ -13,8 +13,8 @@ from grading_fixtures import students as fixtures
 
 from course_lib.cli import check_release, main
 from course_lib.grading.autograde import AutogradeRun, StudentResult
-from course_lib.grading.feedback import HiddenTestLeak, write_feedback
-from course_lib.grading.report import report_data, summary_table, write_report
+from course_lib.grading.feedback import write_feedback
+from course_lib.grading.report import ReportError, report_data, summary_table, write_report
 from course_lib.grading.verify import TestResult, Verification, scan_source
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,9 +88,26 @@ def test_commands_outside_a_course_say_so(tmp_path: Path, monkeypatch, capsys) -
 )
 def test_scan_source_flags_tampering_with_the_line(source: str, kind: str) -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n" + source)])
-    flags = scan_source(nb)
+    flags = [f for f in scan_source(nb) if f.kind != "suspicious-code"]
     assert [f.kind for f in flags] == [kind]
     assert flags[0].evidence == f"cell 1, line 2: {source}"
+
+
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("import os\nos.walk('/')", "imports os"),
+        ("import shutil as s", "imports shutil"),
+        ("from pathlib import Path", "imports pathlib"),
+        ("exec(code)", "runs code built at run time"),
+        ("x = ().__class__.__base__", "reaches the internals of an object (__base__)"),
+    ],
+)
+def test_cells_the_student_added_are_read_as_code(source: str, what: str) -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    flags = [f for f in scan_source(nb) if f.kind == "suspicious-code"]
+    assert what in [f.detail for f in flags]
+    assert flags[0].evidence.startswith("cell 1, line 1: ")
 
 
 def test_scan_source_leaves_honest_code_alone() -> None:
@@ -131,20 +148,44 @@ def test_report_groups_failures_and_compares_with_nbgrader(tmp_path: Path) -> No
     assert "### kernel_flipped (1)" in md_path.read_text()
 
 
-def test_feedback_shows_results_and_refuses_to_leak_a_hidden_test(tmp_path: Path) -> None:
+def test_feedback_shows_results_and_withholds_only_a_page_that_would_leak(tmp_path: Path) -> None:
     course = _course(tmp_path)
     run = _run()
+    verification = Verification(assignment="convolution", student="dave", seed=2)
+    verification.tests["test_corr2d"] = TestResult("test_corr2d", "corr2d", 3.0, 3.0, 4)
+    run.results["dave"] = StudentResult("dave", True, "", {"test_corr2d": 3.0}, verification)
     write_report(run, course)
-    pages = write_feedback(course, "convolution")
+    done = write_feedback(course, "convolution")
     md = (course / "feedback" / "carol" / "convolution" / "convolution.md").read_text()
-    assert len(pages) == 2
+    assert len(done.pages) == 4 and not done.withheld
     assert "- `test_corr2d`: failed, 0 / 3 points" in md
     assert "kernel is flipped" in md and "**Score: 1 / 20**" in md
-    # a message that quotes a hidden test line is never written out
+    # a message that quotes a hidden test line: carol's page is withheld, dave's is written
     run.results["carol"].verification.tests[
         "test_pad2d"
     ].message = 'failed in run_test("test_pad2d", pad2d)'
     run.started = "20250101T000001Z"
     write_report(run, course)
-    with pytest.raises(HiddenTestLeak, match="hidden test line"):
+    (course / "feedback").rename(course / "feedback-before")
+    done = write_feedback(course, "convolution")
+    assert set(done.withheld) == {"carol"} and "hidden test line" in done.withheld["carol"]
+    assert done.students == ["dave"]
+    assert not (course / "feedback" / "carol").exists()
+
+
+def test_feedback_reads_the_reports_its_runs_recorded_not_the_newest_file_name(
+    tmp_path: Path,
+) -> None:
+    course = _course(tmp_path)
+    json_path, _ = write_report(_run(), course)
+    # a forged report that sorts after every real one is not read
+    forged = json.loads(json_path.read_text())
+    forged["students"]["carol"]["score"] = 20.0
+    (course / "reports" / "convolution-99999999T999999Z.json").write_text(json.dumps(forged))
+    write_feedback(course, "convolution")
+    md = (course / "feedback" / "carol" / "convolution" / "convolution.md").read_text()
+    assert "**Score: 1 / 20**" in md
+    # a recorded report whose content changed is refused
+    json_path.write_text(json.dumps(forged))
+    with pytest.raises(ReportError, match="not the report its run wrote"):
         write_feedback(course, "convolution")

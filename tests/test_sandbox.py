@@ -85,13 +85,14 @@ def test_printing_megabytes_costs_nothing_and_is_cut() -> None:
 
 
 @pytest.mark.parametrize("mode", ["r", "w"])
-def test_files_outside_the_sandbox_are_denied(tmp_path, mode) -> None:
+def test_files_of_the_grader_are_not_there_to_open(tmp_path, mode) -> None:
     secret = tmp_path / "gradebook.db"
     secret.write_text("grades")
-    source = f"def peek():\n    with open({str(secret)!r}, {mode!r}) as f:\n        return 1\n"
+    source = f"def peek():\n    with open({str(secret)!r}, {mode!r}) as f:\n        return f.read()\n"
     result = run(source, Call("a", "peek", (), {}))
-    assert result.results["a"].raised[0] == "PermissionError"
-    assert result.denials == [("open", f"{secret} ({'read' if mode == 'r' else 'write'})")]
+    # /tmp in the container is its own empty folder: the grader's file does not exist there,
+    # and writing creates a file in the container's /tmp, not the grader's
+    assert result.results["a"].raised[0] in ("FileNotFoundError", "PermissionError")
     assert secret.read_text() == "grades"
 
 
@@ -100,15 +101,15 @@ def test_files_next_to_the_grader_are_denied_even_on_its_import_path() -> None:
     assert str(Path(here).parent) in sys.path  # pytest put the tests folder there
     source = f"def peek():\n    return open({here!r}).read()\n"
     result = run(source, Call("a", "peek", (), {}))
-    assert result.results["a"].raised[0] == "PermissionError"
+    assert result.results["a"].raised[0] == "PermissionError"  # the audit hook, second layer
     assert result.denials == [("open", f"{here} (read)")]
 
 
-def test_listing_course_folders_is_denied(tmp_path) -> None:
-    source = f"import os\ndef ls():\n    return os.listdir({str(tmp_path)!r})\n"
+def test_course_folders_are_not_in_the_view(tmp_path) -> None:
+    (tmp_path / "submitted").mkdir()
+    source = f"import os\ndef ls():\n    return os.path.exists({str(tmp_path)!r})\n"
     result = run(source, Call("a", "ls", (), {}))
-    assert result.results["a"].raised[0] == "PermissionError"
-    assert result.denials[0][0] == "os.listdir"
+    assert result.results["a"].output is False
 
 
 def test_os_exit_ends_only_that_test() -> None:

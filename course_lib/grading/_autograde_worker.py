@@ -1,66 +1,63 @@
-"""One worker of ``course autograde``: runs ``nbgrader autograde`` in its own course copy.
+"""One local worker of ``course autograde``: grades the submissions the coordinator sends it.
 
-Started by :mod:`course_lib.grading.autograde` as ``python _autograde_worker.py SETTINGS.json``.
-The settings name the worker's course directory and gradebook (a copy holding only the
-assignment's structure), the execution timeout and the kernel's audit policy. It reads one
-student id a line on stdin, autogrades that student with nbgrader's own API (one nbgrader
-import for many notebooks), and answers one JSON line per student on stdout. Only the parent
-process writes to the real gradebook.
+Started by :mod:`course_lib.grading.autograde` as ``python _autograde_worker.py SCRATCH``. It reads
+tasks (:class:`~course_lib.grading.submission.SubmissionTask`) from standard input and answers
+each with its :class:`~course_lib.grading.submission.Outcome`, both as length-prefixed pickles;
+one nbgrader import serves many submissions. The worker is the grader's own code: student code
+runs only in the containers it starts (the notebook kernel, the verification sandbox), never in
+it. It never writes the course folder.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import resource
+import pickle
+import struct
 import sys
-import time
+
+
+def _read_exactly(stream, n: int) -> bytes | None:
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
+def _read(stream) -> bytes | None:
+    head = _read_exactly(stream, 4)
+    if head is None:
+        return None
+    (size,) = struct.unpack("!I", head)
+    return _read_exactly(stream, size)
 
 
 def main() -> None:
-    with open(sys.argv[1]) as f:
-        settings = json.load(f)
-    memory = settings["memory_bytes"]
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))  # inherited by the kernels
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    sys.stdout = sys.stderr  # nbgrader and the kernels print to the log, never to the replies
+    scratch = sys.argv[1]
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nbgrader and kernels log to stderr
+    sys.stdout = sys.stderr
+    requests = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, sys.stdin.fileno())
 
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
+    from course_lib.grading.submission import Outcome, grade_submission
 
-    config = Config()
-    config.CourseDirectory.root = settings["root"]
-    config.CourseDirectory.db_url = settings["db_url"]
-    config.CourseDirectory.course_id = settings["course_id"]
-    config.CourseDirectory.source_directory = "source"
-    config.Execute.timeout = settings["timeout"]
-    config.Execute.extra_arguments = [
-        "--HistoryManager.hist_file=:memory:",
-        "--IPKernelApp.exec_lines=" + json.dumps(settings["exec_lines"]),
-    ]
-    config.Autograde.force = True
-    coursedir = CourseDirectory(config=config)
-    api = NbGraderAPI(coursedir=coursedir, config=config)
-
-    for line in sys.stdin:
-        student = line.strip()
-        if not student:
-            continue
-        started = time.perf_counter()
+    while True:
+        data = _read(requests)
+        if data is None:
+            return
+        task = pickle.loads(data)
         try:
-            result = api.autograde(settings["assignment"], student, force=True, create=True)
-        except BaseException as exc:  # the batch goes on
-            result = {"success": False, "error": f"{type(exc).__name__}: {exc}", "log": ""}
-        reply = {
-            "student": student,
-            "success": bool(result.get("success")),
-            "error": str(result.get("error") or "")[-4000:],
-            "log": str(result.get("log") or "")[-4000:],
-            "seconds": time.perf_counter() - started,
-        }
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
+            outcome = grade_submission(task, scratch)
+        except BaseException as exc:  # the grader's own failure, for this submission only
+            outcome = Outcome(student=task.student, error=f"{type(exc).__name__}: {exc}")
+            if exc.__class__.__name__ == "IsolationError":
+                outcome.error = f"IsolationError: {exc}"
+        body = pickle.dumps(outcome, protocol=4)
+        replies.write(struct.pack("!I", len(body)) + body)
 
 
 if __name__ == "__main__":

@@ -1,47 +1,60 @@
-"""``course autograde``: nbgrader's autograde in parallel, then the verified grade, one writer.
+"""``course autograde``: every submission graded once, in isolation, with one gradebook writer.
 
-For each student with ``submitted/<student>/<assignment>/``:
+The coordinating process (this module):
 
-1. a worker process runs the real ``nbgrader autograde`` for that student in its own temporary
-   course copy, with its own gradebook copy that holds only the assignment's structure (no other
-   student, no solution notebook), so that nbgrader's records, cells, scores and the autograded
-   notebook exist; the kernel starts with an audit hook (``_kernel_hook.py``) that keeps it away
-   from the real course files;
-2. :func:`course_lib.grading.verify.verify_notebook` grades the same submission where the
-   student's code never runs in the grader's process;
-3. the parent process alone merges nbgrader's records into the real ``gradebook.db`` through
-   nbgrader's ``Gradebook`` API, writes the verified points as the authoritative auto scores of
-   the test cells, and copies the autograded notebook into ``autograded/``.
+1. takes an immutable snapshot of the submissions before any student code runs: each
+   ``submitted/<student>/<assignment>/`` folder is read into memory without following links
+   (a submission that is a symbolic link or holds one is refused, with the reason); student ids
+   are checked before they become paths or gradebook rows;
+2. makes one :class:`~course_lib.grading.submission.SubmissionTask` per submission (the released
+   notebook, a gradebook copy with only the assignment's structure, the submission's files) and
+   hands the tasks to an executor: local worker processes (``--jobs``), or the workers of a
+   Dask cluster (``--scheduler``, :mod:`course_lib.grading.cluster`);
+3. as each outcome arrives, writes it into the real ``gradebook.db`` through nbgrader's
+   ``Gradebook`` API (the verified points are the auto scores of the test cells; nbgrader's own
+   score is kept for comparison and a disagreement is flagged) and copies the autograded
+   notebook into ``autograded/``. It is the only writer of the course folder.
 
-nbgrader's score is kept in the report for comparison; where it disagrees with the verified one,
-the submission is flagged. A kernel that dies, loops or floods costs only what it did not
-finish, with the reason in the report; the batch goes on.
+Each submission has a time budget and the batch has one: a submission that hangs or kills its
+worker is reported with the reason (a worker that dies is replaced and its task tried once more)
+and the batch goes on. Temporary folders live under one folder per run, removed at the end and,
+for runs that were killed, by the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
-import json
 import os
-import queue
+import pickle
+import select
 import shutil
+import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.grading import checks
+from course_lib.grading import checks, isolation
 from course_lib.grading.sandbox import Limits
-from course_lib.grading.verify import Flag, Verification, verify_notebook
+from course_lib.grading.submission import (
+    Outcome,
+    SubmissionTask,
+    check_student_id,
+    grading_version,
+    snapshot,
+)
+from course_lib.grading.verify import Flag, Verification
 
 __all__ = [
     "AutogradeRun",
+    "LocalPool",
     "StudentResult",
     "autograde",
     "find_course_root",
@@ -60,6 +73,8 @@ class StudentResult:
     verification: Verification | None = None
     flags: list[Flag] = field(default_factory=list)
     seconds: float = 0.0
+    error: str = ""  # why it was not (fully) graded
+    worker: str = ""
 
     @property
     def score(self) -> float:
@@ -76,8 +91,11 @@ class AutogradeRun:
     started: str
     jobs: int
     results: dict[str, StudentResult] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # folder name -> why not graded
     seconds: float = 0.0
-    gradebook_tampered: bool = False  # changed by something else during the run (restored)
+    gradebook_tampered: bool = False  # the gradebook did not hold the verified scores after
+    executor: str = "local"
+    run_id: str = ""
 
 
 def find_course_root(start: str | Path | None = None) -> Path:
@@ -93,11 +111,12 @@ def find_course_root(start: str | Path | None = None) -> Path:
 
 
 def submitted_students(root: Path, assignment: str) -> list[str]:
-    """Students with a ``submitted/<student>/<assignment>/`` folder, sorted."""
+    """Names of the folders in ``submitted/`` with an ``<assignment>`` entry, sorted (not yet
+    checked: see :func:`autograde`)."""
     base = root / "submitted"
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())
+    return sorted(p.name for p in base.iterdir() if os.path.lexists(p / assignment))
 
 
 def _db_path(root: Path) -> Path:
@@ -119,7 +138,8 @@ def _template_gradebook(root: Path, assignment: str, target: Path, course_id: st
     from nbgrader.api import Gradebook, MissingEntry
 
     shutil.copy2(_db_path(root), target)
-    with Gradebook(f"sqlite:///{target}", course_id) as gb:
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{target}", course_id) as gb:
+        warnings.simplefilter("ignore")
         try:
             gb.find_assignment(assignment)
         except MissingEntry:
@@ -134,137 +154,108 @@ def _template_gradebook(root: Path, assignment: str, target: Path, course_id: st
                 gb.remove_assignment(other.name)
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+# -- the run's own temporary folder -----------------------------------------------------------
 
 
-class _Worker:
-    """A worker process with its own course copy; grades one student at a time."""
+def _runs_folder() -> Path:
+    folder = Path(tempfile.gettempdir()) / "course-autograde"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
 
-    def __init__(
-        self,
-        index: int,
-        root: Path,
-        assignment: str,
-        template: Path,
-        course_id: str,
-        timeout: int,
-        memory_mb: int,
-        private: Path,
-    ) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix=f"course-autograde-{index}-"))
-        self.course = self.base / "course"
-        self.db_dir = self.base / "db"
-        self.scratch = self.base / "scratch"
-        for folder in (self.course / "submitted", self.course / "source", self.db_dir):
-            folder.mkdir(parents=True)
-        self.scratch.mkdir()
-        self.assignment = assignment
-        self.db = self.db_dir / "gradebook.db"
-        shutil.copy2(template, self.db)
-        # data files of the assignment, never its notebooks (they hold the hidden tests)
-        source = root / "solutions" / assignment
-        target = self.course / "source" / assignment
-        target.mkdir(parents=True)
-        if source.is_dir():
-            for item in source.rglob("*"):
-                relative = item.relative_to(source)
-                if item.is_file() and item.suffix != ".ipynb" and "checkpoints" not in str(item):
-                    (target / relative).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(item, target / relative)
-        import course_lib
 
-        readable = sorted({sys.prefix, sys.base_prefix, str(Path(course_lib.__file__).parent)})
-        policy = {
-            "deny": [str(root), str(self.db_dir), str(private)],
-            "allow": readable,
-            "write": [str(self.course), str(self.scratch)],
-            "preload": ["numpy", "course_lib.grading.checks"],
-        }
-        hook = Path(__file__).with_name("_kernel_hook.py")
-        settings = {
-            "root": str(self.course),
-            "db_url": f"sqlite:///{self.db}",
-            "course_id": course_id,
-            "assignment": assignment,
-            "timeout": int(timeout),
-            "exec_lines": [f"import runpy; runpy.run_path({str(hook)!r}, run_name='_course_hook')"],
-            # address space of the worker and its kernels: the kernel maps PyTorch (~3 GB)
-            "memory_bytes": (memory_mb + 4096) * 1024 * 1024,
-        }
-        settings_file = self.base / "settings.json"
-        settings_file.write_text(json.dumps(settings))
-        env = {
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-            "HOME": str(self.scratch),
-            "TMPDIR": str(self.scratch),
-            "LANG": "C.UTF-8",
-            "JUPYTER_RUNTIME_DIR": str(self.scratch / "runtime"),
-            "JUPYTER_DATA_DIR": str(self.scratch / "data"),
-            "JUPYTER_CONFIG_DIR": str(self.scratch / "config"),
-            "IPYTHONDIR": str(self.scratch / "ipython"),
-            "MPLCONFIGDIR": str(self.scratch / "mpl"),
-            "MPLBACKEND": "Agg",
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "PYTHONWARNINGS": "ignore",
-            "COURSE_KERNEL_POLICY": json.dumps(policy),
-        }
-        self.log = open(self.base / "worker.log", "wb")  # closed in close()
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale_runs(folder: Path) -> None:
+    """Remove the folders of earlier runs whose process is gone (killed runs leave them)."""
+    for run in folder.glob("run-*"):
+        try:
+            pid = int((run / "pid").read_text())
+        except (OSError, ValueError):
+            pid = 0
+        if not pid or not _alive(pid):
+            shutil.rmtree(run, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _run_folder() -> Iterator[Path]:
+    folder = _runs_folder()
+    _clean_stale_runs(folder)
+    run = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=folder))
+    (run / "pid").write_text(str(os.getpid()))
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("terminated")
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, stop)
+    try:
+        yield run
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+# -- executors -------------------------------------------------------------------------------
+
+#: What an executor yields per task: the student and the outcome, or why there is none.
+Finished = tuple[str, Outcome | None, str]
+
+
+class _LocalWorker:
+    """A worker process (``_autograde_worker.py``) that grades one task at a time."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.log = open(scratch / f"worker-{id(self)}.log", "wb")  # closed in close()
+        env = dict(os.environ)
+        env["PYTHONWARNINGS"] = "ignore"
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("_autograde_worker.py")), settings_file],
-            cwd=self.scratch,
-            env=env,
+            [sys.executable, str(Path(__file__).with_name("_autograde_worker.py")), str(scratch)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
-            text=True,
             start_new_session=True,
+            env=env,
         )
 
-    def grade(self, root: Path, student: str, budget: float) -> dict:
-        """Copy the submission in, let nbgrader autograde it, return the worker's reply."""
-        source = root / "submitted" / student / self.assignment
-        target = self.course / "submitted" / student / self.assignment
-        shutil.copytree(source, target)
+    def grade(self, task: SubmissionTask, budget: float) -> tuple[Outcome | None, str, bool]:
+        """(outcome, error, the worker died) for one task, within ``budget`` seconds."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(student + "\n")
-        self.process.stdin.flush()
-        answer: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=lambda: answer.put(self.process.stdout.readline()))
-        reader.daemon = True
-        reader.start()
+        body = pickle.dumps(task, protocol=4)
         try:
-            line = answer.get(timeout=budget)
-        except queue.Empty:
-            return {
-                "student": student,
-                "success": False,
-                "error": f"nbgrader did not finish in {budget:.0f} s",
-                "restart": True,
-            }
-        if not line:
-            return {
-                "student": student,
-                "success": False,
-                "error": "the nbgrader worker died",
-                "restart": True,
-            }
-        return json.loads(line)
-
-    def forget(self, student: str) -> None:
-        """Remove the student from the worker's copy (the next kernel must not see them)."""
-        from nbgrader.api import Gradebook
-
-        with contextlib.suppress(Exception), Gradebook(f"sqlite:///{self.db}") as gb:
-            gb.remove_student(student)
-        for folder in ("submitted", "autograded", "feedback"):
-            shutil.rmtree(self.course / folder / student, ignore_errors=True)
+            self.process.stdin.write(struct.pack("!I", len(body)) + body)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None, "the grading worker died", True
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + budget
+        data = bytearray()
+        need = 4
+        while len(data) < need:
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                return None, f"grading did not finish in {budget:.0f} s", False
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return None, "the grading worker died", True
+            data += chunk
+            if need == 4 and len(data) >= 4:
+                need = 4 + struct.unpack("!I", data[:4])[0]
+        return pickle.loads(bytes(data[4:need])), "", False
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -273,42 +264,86 @@ class _Worker:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, 9)
-            self.process.wait()
+            self.kill()
         self.log.close()
-        shutil.rmtree(self.base, ignore_errors=True)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
-def _nbgrader_records(db: Path, assignment: str, student: str) -> dict | None:
-    """nbgrader's view of one submission in a worker's gradebook (None if it has none)."""
-    try:
-        return _read_records(db, assignment, student)
-    except Exception:  # a worker killed mid-write leaves nothing usable: verified scores only
-        return None
+class LocalPool:
+    """``jobs`` local worker processes; a dead worker is replaced, its task tried once more."""
 
+    name = "local"
 
-def _read_records(db: Path, assignment: str, student: str) -> dict | None:
-    from nbgrader.api import Gradebook, MissingEntry
+    def __init__(self, jobs: int = 2, retries: int = 1) -> None:
+        self.jobs = max(1, int(jobs))
+        self.retries = retries
 
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}") as gb:
-        warnings.simplefilter("ignore")
+    def run(
+        self, tasks: list[SubmissionTask], scratch: Path, budget: float, deadline: float
+    ) -> Iterator[Finished]:
+        import queue
+
+        todo: queue.Queue[tuple[SubmissionTask, int]] = queue.Queue()
+        for task in tasks:
+            todo.put((task, 0))
+        done: queue.Queue[Finished] = queue.Queue()
+        stop = threading.Event()
+
+        def work() -> None:
+            worker: _LocalWorker | None = None
+            try:
+                while not stop.is_set():
+                    try:
+                        task, tries = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        done.put((task.student, None, "not graded: the batch's time was up"))
+                        continue
+                    worker = worker or _LocalWorker(scratch)
+                    outcome, error, died = worker.grade(task, min(budget, left))
+                    if outcome is not None:
+                        done.put((task.student, outcome, ""))
+                        continue
+                    worker.kill()
+                    worker.log.close()
+                    worker = None
+                    if died and tries < self.retries:
+                        todo.put((task, tries + 1))
+                    else:
+                        if died:
+                            error += f" ({tries + 1} times)"
+                        done.put((task.student, None, error))
+            finally:
+                if worker is not None:
+                    worker.close()
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(self.jobs)]
+        for thread in threads:
+            thread.start()
+        remaining = len(tasks)
         try:
-            submission = gb.find_submission(assignment, student)
-        except MissingEntry:
-            return None
-        notebooks = {}
-        for notebook in submission.notebooks:
-            notebooks[notebook.name] = {
-                grade.name: {
-                    "auto_score": grade.auto_score,
-                    "manual_score": grade.manual_score,
-                    "needs_manual_grade": grade.needs_manual_grade,
-                    "cell_type": grade.cell.cell_type,
-                }
-                for grade in notebook.grades
-            }
-        return {"timestamp": submission.timestamp, "notebooks": notebooks}
+            while remaining:
+                try:
+                    item = done.get(timeout=0.5)
+                except queue.Empty:
+                    if not any(t.is_alive() for t in threads):
+                        break
+                    continue
+                remaining -= 1
+                yield item
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=budget + 15)
+
+
+# -- the gradebook --------------------------------------------------------------------------
 
 
 def _merge(
@@ -319,7 +354,11 @@ def _merge(
     records: dict | None,
     verification: Verification | None,
 ) -> None:
-    """The one writer: nbgrader's records and the verified points into the real gradebook."""
+    """The one writer: nbgrader's records and the verified points into the real gradebook.
+
+    The auto score of every autograded test cell is the verified one (0 when there is no
+    verification: nbgrader's own score is never written as the grade).
+    """
     from nbgrader.api import Gradebook
 
     verified = verification.tests if verification else {}
@@ -335,8 +374,9 @@ def _merge(
         for notebook in submission.notebooks:
             recorded = (records or {}).get("notebooks", {}).get(notebook.name, {})
             for grade in notebook.grades:
-                if grade.name in verified:
-                    grade.auto_score = verified[grade.name].points
+                if grade.cell.cell_type == "code" and grade.name.startswith("test_"):
+                    test = verified.get(grade.name)
+                    grade.auto_score = test.points if test is not None else 0.0
                     grade.needs_manual_grade = False
                 elif grade.name in recorded:
                     grade.auto_score = recorded[grade.name]["auto_score"]
@@ -345,6 +385,27 @@ def _merge(
                     grade.auto_score = 0.0
                     grade.needs_manual_grade = False
         gb.db.commit()
+
+
+def _gradebook_holds(root: Path, assignment: str, results: dict[str, StudentResult]) -> bool:
+    """Whether the gradebook holds each graded student's verified auto scores."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{_db_path(root)}") as gb:
+        warnings.simplefilter("ignore")
+        for student, result in results.items():
+            if result.verification is None:
+                continue
+            try:
+                submission = gb.find_submission(assignment, student)
+            except MissingEntry:
+                return False
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    test = result.verification.tests.get(grade.name)
+                    if test is not None and abs((grade.auto_score or 0.0) - test.points) > 1e-9:
+                        return False
+    return True
 
 
 def _disagreements(result: StudentResult) -> list[Flag]:
@@ -376,6 +437,52 @@ def _disagreements(result: StudentResult) -> list[Flag]:
     return flags
 
 
+def _collect(student: str, outcome: Outcome | None, error: str) -> StudentResult:
+    result = StudentResult(student=student, error=error)
+    if outcome is None:
+        result.nbgrader_error = error
+        return result
+    result.nbgrader_success = outcome.nbgrader_success
+    result.nbgrader_error = outcome.nbgrader_error
+    result.verification = outcome.verification  # type: ignore[assignment]
+    result.seconds = outcome.seconds
+    result.worker = outcome.worker
+    result.error = outcome.error
+    if outcome.records:
+        for grades in outcome.records["notebooks"].values():
+            for name, grade in grades.items():
+                if grade["cell_type"] == "code" and name.startswith("test_"):
+                    result.nbgrader_scores[name] = grade["auto_score"]
+    if result.verification is not None:
+        result.flags = list(result.verification.flags) + _disagreements(result)
+    if outcome.version and outcome.version != grading_version():
+        result.flags.append(
+            Flag(
+                "grader-version",
+                "graded by a worker running other grading code",
+                f"worker {outcome.worker}: {outcome.version}, here {grading_version()}",
+            )
+        )
+    return result
+
+
+def _write_autograded(root: Path, assignment: str, student: str, files: dict[str, bytes]) -> None:
+    target = root / "autograded" / check_student_id(student) / assignment
+    if target.is_symlink():
+        target.unlink()
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for relative, data in files.items():
+        path = Path(relative)
+        if path.is_absolute() or ".." in path.parts:
+            continue
+        (target / path).parent.mkdir(parents=True, exist_ok=True)
+        (target / path).write_bytes(data)
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
 def autograde(
     assignment: str,
     root: str | Path | None = None,
@@ -386,11 +493,20 @@ def autograde(
     students: list[str] | None = None,
     progress: bool = True,
     verify_limits: Limits | None = None,
+    executor: object | None = None,
+    batch_timeout: float | None = None,
+    submission_budget: float | None = None,
+    on_result: Callable[[StudentResult], None] | None = None,
 ) -> AutogradeRun:
-    """Autograde every submission of ``assignment`` (see the module docstring).
+    """Autograde the submissions of ``assignment`` (see the module docstring).
 
-    ``timeout`` is nbgrader's limit per cell and the sandbox's per call (seconds);
-    ``memory_mb`` the memory a submission may use. Returns the run, for the report.
+    ``students`` limits the run to those students (a regrade); ``timeout`` is nbgrader's limit
+    per cell and the sandbox's per call (seconds); ``memory_mb`` the memory a submission may
+    use; ``executor`` a :class:`LocalPool` (default, ``jobs`` workers) or a Dask executor;
+    ``submission_budget`` the seconds one submission may take in all (default: enough for
+    nbgrader's timeouts and the sandbox's budget); ``batch_timeout`` the whole run's limit
+    (default: enough for every submission's budget); ``on_result`` is called with each result
+    as it is written.
     """
     from tqdm.auto import tqdm
 
@@ -399,151 +515,104 @@ def autograde(
         raise SystemExit(
             f"unknown assignment {assignment!r}; known: {', '.join(checks.ASSIGNMENTS)}"
         )
-    students = students if students is not None else submitted_students(root, assignment)
+    isolation.check_isolation()  # fail closed, before anything is read
     started = time.perf_counter()
+    executor = executor or LocalPool(jobs)
     run = AutogradeRun(
         assignment=assignment,
-        started=datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
-        jobs=jobs,
+        started=datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ"),
+        jobs=getattr(executor, "jobs", jobs),
+        executor=getattr(executor, "name", type(executor).__name__),
     )
-    if not students:
+    run.run_id = f"{run.started}-{os.getpid()}"
+    names = submitted_students(root, assignment)
+    if students is not None:
+        unknown = [s for s in students if s not in names]
+        if unknown:
+            raise SystemExit(
+                f"no submission of {assignment!r} for {', '.join(map(repr, unknown))} in "
+                f"submitted/ (found: {', '.join(names) or 'none'})"
+            )
+        names = [n for n in names if n in students]
+    if not names:
         return run
     course_id = _course_id(root)
-    release = root / "exercises" / assignment / f"{assignment}.ipynb"
+    release_path = root / "exercises" / assignment / f"{assignment}.ipynb"
+    release = release_path.read_bytes() if release_path.is_file() else b""
     limits = verify_limits or Limits(call_timeout=float(timeout), memory_mb=memory_mb)
-    private = Path(tempfile.mkdtemp(prefix="course-autograde-"))
-    template = private / "template.db"
-    _template_gradebook(root, assignment, template, course_id)
-    backup = private / "gradebook.backup.db"
-    shutil.copy2(_db_path(root), backup)
-    expected = _file_digest(_db_path(root))
-    todo: queue.Queue[str] = queue.Queue()
-    for student in students:
-        todo.put(student)
-    finished: queue.Queue[tuple[str, dict | None, Verification | None, dict]] = queue.Queue()
-    budget = max(120.0, 20.0 * timeout)
-
-    def work(index: int) -> None:
-        worker = None
-        try:
-            while True:
-                try:
-                    student = todo.get_nowait()
-                except queue.Empty:
-                    return
-                if worker is None:
-                    worker = _Worker(
-                        index, root, assignment, template, course_id, timeout, memory_mb, private
-                    )
-                t0 = time.perf_counter()
-                try:
-                    reply = worker.grade(root, student, budget)
-                    records = _nbgrader_records(worker.db, assignment, student)
-                    autograded = worker.course / "autograded" / student / assignment
-                    target = private / "autograded" / student
-                    if autograded.is_dir():
-                        shutil.copytree(autograded, target, dirs_exist_ok=True)
-                    if reply.get("restart"):
-                        worker.close()
-                        worker = None
-                    else:
-                        worker.forget(student)
-                    notebook = root / "submitted" / student / assignment / f"{assignment}.ipynb"
-                    verification = None
-                    if notebook.is_file():
-                        verification = verify_notebook(
-                            notebook,
-                            assignment,
-                            student=student,
-                            release=release if release.is_file() else None,
-                            limits=limits,
-                        )
-                    reply["seconds"] = time.perf_counter() - t0
-                    finished.put((student, records, verification, reply))
-                except Exception as exc:  # this student only; the batch goes on
-                    error = {
-                        "error": f"grading failed: {exc!r}",
-                        "seconds": time.perf_counter() - t0,
-                    }
-                    finished.put((student, None, None, error))
-                    if worker is not None:
-                        worker.close()
-                        worker = None
-        except BaseException as exc:  # keep the batch going: report and stop this worker
-            finished.put(("", None, None, {"error": f"worker {index}: {exc!r}"}))
-        finally:
-            if worker is not None:
-                worker.close()
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(max(1, jobs))]
-    for thread in threads:
-        thread.start()
-    bar = tqdm(total=len(students), desc=f"autograde {assignment}", unit="nb", disable=not progress)
-    try:
-        done = 0
-        while done < len(students):
+    version = grading_version()
+    budget = submission_budget or max(120.0, 20.0 * timeout) + limits.total_seconds
+    with _run_folder() as scratch:
+        template = scratch / "template.db"
+        _template_gradebook(root, assignment, template, course_id)
+        template_db = template.read_bytes()
+        # the snapshot: every submission read before any student code runs
+        tasks = []
+        for name in names:
             try:
-                student, records, verification, reply = finished.get(timeout=1.0)
-            except queue.Empty:
-                if not any(t.is_alive() for t in threads):
-                    break
+                check_student_id(name)
+                files = snapshot(root / "submitted" / name / assignment)
+            except (ValueError, OSError) as error:
+                run.refused[name] = str(error)
                 continue
-            if not student:
-                print(reply.get("error"), file=sys.stderr)
-                continue
-            done += 1
-            result = _collect(student, records, verification, reply)
-            if _file_digest(_db_path(root)) != expected:
-                # written by something other than this process: put back the last good copy
-                run.gradebook_tampered = True
-                shutil.copy2(backup, _db_path(root))
-            _merge(root, course_id, assignment, student, records, verification)
-            shutil.copy2(_db_path(root), backup)
-            expected = _file_digest(_db_path(root))
-            _copy_autograded(root, private, assignment, student)
-            run.results[student] = result
-            bar.update(1)
-            bar.set_postfix_str(f"{student}: {result.score:g}")
-    finally:
-        bar.close()
-        for thread in threads:
-            thread.join(timeout=5)
-        shutil.rmtree(private, ignore_errors=True)
-    missing = [s for s in students if s not in run.results]
-    for student in missing:
-        run.results[student] = StudentResult(student, nbgrader_error="not graded: worker failed")
-    if _file_digest(_db_path(root)) != expected:
-        run.gradebook_tampered = True
-        shutil.copy2(backup, _db_path(root))
+            tasks.append(
+                SubmissionTask(
+                    assignment=assignment,
+                    student=name,
+                    files=files,
+                    release=release,
+                    template_db=template_db,
+                    course_id=course_id,
+                    timeout=int(timeout),
+                    memory_mb=int(memory_mb),
+                    limits=limits,
+                    version=version,
+                )
+            )
+        for name, reason in run.refused.items():
+            with contextlib.suppress(ValueError):
+                check_student_id(name)  # a valid id gets a row with 0 and the reason
+                result = StudentResult(student=name, error=f"refused: {reason}")
+                result.flags.append(Flag("refused-submission", "not graded", reason))
+                _merge(root, course_id, assignment, name, None, None)
+                run.results[name] = result
+        slots = max(1, getattr(executor, "jobs", 1))
+        waves = -(-len(tasks) // slots)
+        limit = batch_timeout if batch_timeout is not None else budget * waves + 60.0
+        deadline = time.monotonic() + limit
+        bar = tqdm(
+            total=len(tasks), desc=f"autograde {assignment}", unit="nb", disable=not progress
+        )
+        try:
+            for student, outcome, error in executor.run(tasks, scratch, budget, deadline):  # type: ignore[attr-defined]
+                if student in run.results:  # graded once: a repeated outcome is ignored
+                    continue
+                if outcome is not None and "IsolationError" in outcome.error:
+                    raise isolation.IsolationError(outcome.error)
+                result = _collect(student, outcome, error)
+                _merge(
+                    root,
+                    course_id,
+                    assignment,
+                    student,
+                    outcome.records if outcome else None,
+                    result.verification,
+                )
+                if outcome is not None and outcome.autograded:
+                    _write_autograded(root, assignment, student, outcome.autograded)
+                run.results[student] = result
+                if on_result is not None:
+                    on_result(result)
+                bar.update(1)
+                bar.set_postfix_str(f"{student}: {result.score:g}")
+        finally:
+            bar.close()
+    for task in tasks:
+        if task.student not in run.results:
+            result = StudentResult(task.student, error="not graded: the batch's time was up")
+            result.nbgrader_error = result.error
+            _merge(root, course_id, assignment, task.student, None, None)
+            run.results[task.student] = result
+    run.gradebook_tampered = not _gradebook_holds(root, assignment, run.results)
     run.seconds = time.perf_counter() - started
     return run
-
-
-def _collect(
-    student: str, records: dict | None, verification: Verification | None, reply: dict
-) -> StudentResult:
-    result = StudentResult(
-        student=student,
-        nbgrader_success=bool(reply.get("success")),
-        nbgrader_error=str(reply.get("error") or ""),
-        verification=verification,
-        seconds=float(reply.get("seconds", 0.0)),
-    )
-    if records:
-        for grades in records["notebooks"].values():
-            for name, grade in grades.items():
-                if grade["cell_type"] == "code" and name.startswith("test_"):
-                    result.nbgrader_scores[name] = grade["auto_score"]
-    if verification is not None:
-        result.flags = list(verification.flags) + _disagreements(result)
-    return result
-
-
-def _copy_autograded(root: Path, private: Path, assignment: str, student: str) -> None:
-    source = private / "autograded" / student
-    if source.is_dir():
-        target = root / "autograded" / student / assignment
-        shutil.rmtree(target, ignore_errors=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, target)
-        shutil.rmtree(source, ignore_errors=True)

@@ -31,6 +31,10 @@ from typing import Any
 import numpy as np
 
 from . import diagnoses as dg
+
+# the scalar functions for numerical_gradient: in a module that imports only NumPy, which the
+# sandbox (it sees NumPy alone) loads to call them
+from ._case_functions import cubic_sum, neighbour_products, sin_times_square, softplus_weighted
 from .diagnoses import Variant, explain, pair
 from .guard import forbidden_message
 
@@ -155,32 +159,6 @@ def test_ids(assignment: str | None = None) -> list[str]:
 
 
 test_ids.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
-
-
-# ---------------------------------------------------------------------------------------------
-# scalar functions for numerical_gradient (top level, so that they pickle)
-# ---------------------------------------------------------------------------------------------
-
-
-def cubic_sum(x: np.ndarray) -> float:
-    """sum(x**3): its centred difference is 3x^2 + h^2, so the step h shows."""
-    return float(np.sum(x**3))
-
-
-def neighbour_products(x: np.ndarray) -> float:
-    """Sum of products of horizontal neighbours: depends on the layout of x."""
-    return float(np.sum(x[..., :-1] * x[..., 1:]))
-
-
-def softplus_weighted(x: np.ndarray) -> float:
-    """sum(log(1 + exp(w * x))) with fixed weights w from -1 to 1 over the entries."""
-    weights = np.linspace(-1.0, 1.0, x.size).reshape(x.shape)
-    return float(np.sum(np.log1p(np.exp(weights * x))))
-
-
-def sin_times_square(x: np.ndarray) -> float:
-    """sum(sin(x) * x**2)."""
-    return float(np.sum(np.sin(x) * x**2))
 
 
 # ---------------------------------------------------------------------------------------------

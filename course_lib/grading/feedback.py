@@ -4,25 +4,28 @@ nbgrader's own feedback is the autograded notebook rendered to HTML, hidden test
 included. This writes ``feedback/<student>/<assignment>/<assignment>.md`` and ``.html`` from the
 latest report instead: each test's result, its points and, for a wrong answer, what was wrong on
 which case and the likely misconception. Before writing, every page is checked against the hidden
-tests of the solution notebook: a page that would contain a line of them is an error.
+tests of the solution notebook: a page that would contain a line of them is withheld (and said
+so), while the other students' pages are written.
 """
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 from course_lib.grading.report import latest_report
 
-__all__ = ["HiddenTestLeak", "hidden_test_lines", "render_feedback", "write_feedback"]
+__all__ = [
+    "FeedbackRun",
+    "hidden_test_lines",
+    "render_feedback",
+    "write_feedback",
+]
 
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
-
-
-class HiddenTestLeak(RuntimeError):
-    """Feedback would have shown a line of a hidden test."""
 
 
 def hidden_test_lines(solution: Path) -> set[str]:
@@ -104,25 +107,54 @@ def render_feedback(assignment: str, student: str, data: dict) -> tuple[str, str
     return "\n".join(md).rstrip() + "\n", "\n".join(page) + "\n"
 
 
-def write_feedback(root: Path, assignment: str, students: list[str] | None = None) -> list[Path]:
-    """Write every student's feedback from the latest report; return the pages written."""
+@dataclass
+class FeedbackRun:
+    """What ``course feedback`` wrote: the pages, and the students whose page was withheld."""
+
+    pages: list[Path] = field(default_factory=list)
+    withheld: dict[str, str] = field(default_factory=dict)  # student -> why
+
+    @property
+    def students(self) -> list[str]:
+        return sorted({p.parent.parent.name for p in self.pages})
+
+
+def write_feedback(root: Path, assignment: str, students: list[str] | None = None) -> FeedbackRun:
+    """Write each student's feedback from the latest report.
+
+    A page that would show a line of a hidden test is not written (the student's page is
+    withheld and said so in the result); the other students' pages are written all the same.
+    Student ids from the report are checked before they become folder names.
+    """
+    from course_lib.grading.submission import check_student_id
+
     root = Path(root)
     data = latest_report(root, assignment)
     solution = root / "solutions" / assignment / f"{assignment}.ipynb"
     hidden = hidden_test_lines(solution) if solution.is_file() else set()
-    written = []
+    done = FeedbackRun()
     for student in students or sorted(data["students"]):
+        try:
+            check_student_id(student)
+        except ValueError as error:
+            done.withheld[student] = str(error)
+            continue
+        if student not in data["students"]:
+            done.withheld[student] = "not in the report"
+            continue
         md, page = render_feedback(assignment, student, data)
-        for text in (md, page, html.unescape(page)):
-            leaked = [line for line in hidden if line in text]
-            if leaked:
-                raise HiddenTestLeak(
-                    f"feedback for {student} would show a hidden test line: {leaked[0]!r}"
-                )
+        leaked = sorted(
+            line for line in hidden if any(line in text for text in (md, page, html.unescape(page)))
+        )
+        if leaked:
+            done.withheld[student] = f"the page would show a hidden test line: {leaked[0]!r}"
+            continue
         folder = root / "feedback" / student / assignment
         folder.mkdir(parents=True, exist_ok=True)
         for suffix, text in ((".md", md), (".html", page)):
             path = folder / f"{assignment}{suffix}"
+            if path.is_symlink():
+                path.unlink()
             path.write_text(text)
-            written.append(path)
-    return written
+            done.pages.append(path)
+    return done

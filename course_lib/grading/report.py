@@ -1,13 +1,17 @@
 """The report of an autograde run: ``reports/<assignment>-<timestamp>.json`` and ``.md``.
 
 It holds the scores per student and test (verified and nbgrader's), the failures grouped by
-misconception, and the submissions flagged as suspicious with the evidence. ``course feedback``
-reads the latest report of an assignment.
+misconception, and the submissions flagged as suspicious with the evidence. Every report is
+recorded in ``reports/runs.json`` (which run wrote it, when, its SHA-256 and the students it
+graded); ``course feedback`` reads an assignment's reports in the order of that record, never by
+file name, and refuses a report whose content no longer matches its record.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,7 +19,20 @@ from course_lib.grading import checks
 from course_lib.grading.autograde import AutogradeRun
 from course_lib.grading.verify import diagnosis_of
 
-__all__ = ["latest_report", "report_data", "summary_table", "write_report"]
+__all__ = [
+    "ReportError",
+    "latest_report",
+    "report_data",
+    "summary_table",
+    "write_report",
+]
+
+MANIFEST = "runs.json"
+
+
+class ReportError(RuntimeError):
+    """A report that is not the one its run recorded."""
+
 
 #: Flags that make a submission suspicious (others, like kernel-lost-points, are informational).
 SUSPICIOUS = {
@@ -30,6 +47,11 @@ SUSPICIOUS = {
     "forbidden-call",
     "sandbox-denied",
     "tamper-suspected",
+    "dynamic-code",
+    "introspection",
+    "protocol-violation",
+    "refused-submission",
+    "suspicious-code",
 }
 
 
@@ -71,14 +93,19 @@ def report_data(run: AutogradeRun) -> dict:
             "cell_errors": v.cell_errors if v else {},
             "output_bytes": v.output_bytes if v else 0,
             "seconds": round(result.seconds, 3),
+            "error": result.error,
+            "worker": result.worker,
         }
         bad = [f for f in flags if f["kind"] in SUSPICIOUS]
         if bad:
             suspicious[name] = bad
     return {
         "assignment": run.assignment,
+        "run_id": run.run_id,
         "started": run.started,
         "jobs": run.jobs,
+        "executor": run.executor,
+        "refused": dict(sorted(run.refused.items())),
         "seconds": round(run.seconds, 3),
         "gradebook_tampered": run.gradebook_tampered,
         "tests": tests,
@@ -153,30 +180,77 @@ def _markdown(data: dict) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def _manifest(folder: Path) -> list[dict]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return []
+    entries = json.loads(path.read_text())
+    if not isinstance(entries, list):
+        raise ReportError(f"{path} is not a list of runs")
+    return entries
+
+
 def write_report(run: AutogradeRun, root: Path) -> tuple[Path, Path]:
-    """Write ``reports/<assignment>-<timestamp>.json`` and ``.md``; return both paths."""
+    """Write ``reports/<assignment>-<timestamp>.json`` and ``.md`` and record them in
+    ``reports/runs.json``; return both paths."""
     data = report_data(run)
     folder = Path(root) / "reports"
     folder.mkdir(exist_ok=True)
     stem = folder / f"{run.assignment}-{run.started}"
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    json_path.write_text(json.dumps(data, indent=1, default=str))
-    md_path.write_text(_markdown(data))
+    body = json.dumps(data, indent=1, default=str).encode()
+    _write_atomically(json_path, body)
+    _write_atomically(md_path, _markdown(data).encode())
+    entries = _manifest(folder)
+    entries.append(
+        {
+            "run_id": run.run_id,
+            "assignment": run.assignment,
+            "started": run.started,
+            "report": json_path.name,
+            "markdown": md_path.name,
+            "sha256": _digest(body),
+            "students": sorted(data["students"]),
+        }
+    )
+    _write_atomically(folder / MANIFEST, json.dumps(entries, indent=1).encode())
     return json_path, md_path
 
 
 def latest_report(root: Path, assignment: str) -> dict:
-    """The newest report of ``assignment``, with each student's newest result from any report
-    (a run may have graded only some students)."""
-    found = sorted((Path(root) / "reports").glob(f"{assignment}-*.json"))
-    if not found:
+    """The newest report of ``assignment``, with each student's newest result from any of its
+    reports (a run may have graded only some students), in the order ``runs.json`` records
+    them. Files in ``reports/`` that no run recorded are ignored."""
+    folder = Path(root) / "reports"
+    runs = [e for e in _manifest(folder) if e.get("assignment") == assignment]
+    if not runs:
         raise FileNotFoundError(
             f"no report for {assignment!r} in reports/: run `course autograde {assignment}` first"
         )
     students: dict[str, dict] = {}
     data: dict = {}
-    for path in found:
-        data = json.loads(path.read_text())
+    for entry in runs:
+        name = str(entry.get("report", ""))
+        path = folder / name
+        if Path(name).name != name or not path.is_file() or path.is_symlink():
+            raise ReportError(f"the report {name!r} recorded in {MANIFEST} is missing")
+        body = path.read_bytes()
+        if _digest(body) != entry.get("sha256"):
+            raise ReportError(
+                f"reports/{name} is not the report its run wrote (its content changed): "
+                f"run `course autograde {assignment}` again"
+            )
+        data = json.loads(body)
         students.update(data["students"])
     data["students"] = dict(sorted(students.items()))
     return data

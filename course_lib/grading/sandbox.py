@@ -1,18 +1,16 @@
-"""Run a student's functions in a separate, limited process and get back only their answers.
+"""Run a student's functions in an isolated, limited process and get back only their answers.
 
-The grader never runs a student's code in its own process. :func:`run_functions` starts a fresh
-``python -I`` in an empty temporary directory with a scrubbed environment; that process
-(``_sandbox_child``) limits its memory (``RLIMIT_AS``), CPU time, file size and processes,
-drops root to ``nobody`` where the Python installation allows it, and installs an audit hook
-that denies reading files outside its directory and the Python installation (so the hidden
-tests, the gradebook and other students' submissions stay out of reach), starting processes,
-sockets, ctypes and raising its own limits. The student's cells and calls then run under
-``guard.forbid_ready_made()``.
+The grader never runs a student's code in its own process. :func:`run_functions` starts the child
+(``_sandbox_child.py``) in a bubblewrap container (:mod:`isolation`: a view of only the
+interpreter and the allowed packages, no course files, no other processes, no network, an
+unprivileged user), sends it the job on its standard input, and then drives it: it asks for one
+call at a time (``RunCall``) and waits for that call's answer (``CallDone``), each with a wall
+clock that no message of the child's can move, inside a total budget for the whole submission.
 
-The grader waits for each call with a wall-clock limit, reads the output with a cap, and gets
-back only plain data (arrays, numbers, tuples, a :class:`Raised`), decoded without importing
-anything. A call that loops, eats the memory, floods the output or kills its process is
-reported with the reason, and the remaining calls (of other tests) run in a new process.
+What comes back is plain data in the typed messages of :mod:`wire`, read in frames of capped size
+and decoded within a node budget. A child that loops, eats the memory, floods its output, kills
+itself or breaks the protocol (a message out of turn, a frame too large, a malformed value) is
+killed and reported with the reason; the calls it did not answer run in a new process.
 """
 
 from __future__ import annotations
@@ -20,20 +18,17 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import pwd
 import select
-import shutil
 import signal
 import struct
 import subprocess
-import sys
-import sysconfig
-import tempfile
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+from course_lib.grading import isolation, wire
+from course_lib.grading.wire import Unsupported
 
 __all__ = [
     "BLOCKED",
@@ -45,29 +40,36 @@ __all__ = [
     "run_functions",
 ]
 
-
-#: Libraries a student's NumPy code may not import (unless a case needs them loaded).
+#: Libraries a student's code may not import (when they are in the view at all).
 BLOCKED = ("torch", "torchvision", "scipy", "course_lib", "tensorflow", "jax", "cv2", "skimage")
+
+_HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one sandboxed process may use.
+    """What one submission's sandboxed processes may use.
 
     ``call_timeout`` is the wall-clock limit of one call, ``cells_timeout`` of running the cells,
-    ``memory_mb`` the address-space limit (on top of what the interpreter and the preloaded
-    modules map), ``output_chars`` how much printed text is kept (the rest is counted and
-    dropped), ``flood_bytes`` how much output ends the process, ``nproc`` the process limit
-    applied when the process runs as ``nobody``.
+    ``total_seconds`` of the whole submission (all its processes together: when it is used up,
+    the calls not yet run fail), ``memory_mb`` the address-space limit (on top of what the
+    interpreter and the preloaded modules map), ``output_chars`` how much printed text is kept,
+    ``flood_bytes`` how much raw output ends the process, ``frame_bytes`` the largest message the
+    grader reads, ``message_bytes`` all the messages of one process together, ``nproc`` the
+    process limit (applied when the child runs as the dedicated user ``nobody``).
     """
 
     call_timeout: float = 10.0
     cells_timeout: float = 20.0
+    total_seconds: float = 300.0
+    start_timeout: float = 60.0
     memory_mb: int = 2048
     cpu_seconds: int = 120
     file_bytes: int = 16 * 1024 * 1024
     output_chars: int = 4000
     flood_bytes: int = 8 * 1024 * 1024
+    frame_bytes: int = 16 * 1024 * 1024
+    message_bytes: int = 256 * 1024 * 1024
     nproc: int | None = 0
 
 
@@ -89,8 +91,8 @@ class Call:
 
 @dataclass
 class CallResult:
-    """What came back for one call: ``output`` (a value or a ``checks.Raised``-like tuple) or
-    ``failure`` (why there is no output: timeout, memory, crash, skipped)."""
+    """What came back for one call: ``output`` (a value), ``raised`` (type name, message) or
+    ``failure`` (why there is no answer: timeout, memory, crash, protocol, skipped)."""
 
     key: str
     output: object = None
@@ -100,17 +102,6 @@ class CallResult:
     seconds: float = 0.0
     failure: str | None = None
     forbidden: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Unsupported:
-    """A returned value the sandbox does not carry back (its type and a short repr)."""
-
-    type_name: str
-    text: str
-
-    def __repr__(self) -> str:
-        return f"<{self.type_name} {self.text}>"
 
 
 @dataclass
@@ -125,318 +116,335 @@ class SandboxRun:
     output_bytes: int = 0
     processes: int = 0
     incidents: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
     user: str = ""
 
 
-class _NoGlobals(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) == ("builtins", "complex"):
-            return complex
-        raise pickle.UnpicklingError(f"refused {module}.{name}")
+class _Stop(Exception):
+    """The child's process ends here; ``reason`` says why (None: it finished properly)."""
+
+    def __init__(self, reason: str | None, *, violation: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.violation = violation
 
 
-def _decode(value: object) -> object:
-    """Rebuild a value from the child's tagged plain data (see ``_sandbox_child.encode``)."""
-    if not isinstance(value, tuple) or not value:
-        raise ValueError("malformed answer")
-    tag = value[0]
-    if tag == "p":
-        return value[1]
-    if tag == "a":
-        dtype = np.dtype(value[1])
-        if dtype.hasobject:
-            raise ValueError("object array")
-        return np.frombuffer(value[3], dtype=dtype).reshape(value[2]).copy()
-    if tag == "s":
-        dtype = np.dtype(value[1])
-        if dtype.hasobject:
-            raise ValueError("object scalar")
-        return np.frombuffer(value[2], dtype=dtype)[0]
-    if tag in ("t", "l", "S", "F"):
-        items = [_decode(v) for v in value[1]]
-        return {"t": tuple, "l": list, "S": set, "F": frozenset}[tag](items)
-    if tag == "d":
-        return {_decode(k): _decode(v) for k, v in value[1]}
-    if tag == "u":
-        return Unsupported(str(value[1]), str(value[2]))
-    raise ValueError(f"unknown tag {tag!r}")
+def _helper_modules(calls: list[Call]) -> dict[str, Path]:
+    """Modules of the grader whose functions are arguments (they are shipped to the child)."""
+    found: dict[str, Path] = {}
+
+    def visit(value: object) -> None:
+        if isinstance(value, tuple | list):
+            for item in value:
+                visit(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, types.FunctionType):
+            module = value.__module__
+            if module.startswith("course_lib."):
+                import importlib
+
+                found[module] = Path(importlib.import_module(module).__file__ or "")
+
+    for call in calls:
+        visit((call.args, call.kwargs))
+    return found
 
 
-def _readable_roots() -> list[str]:
-    """The Python installation and the course_lib package: what the child may read."""
-    import course_lib
+class _Child:
+    """One container running the child; reads its frames and output, enforces the clocks."""
 
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(course_lib.__file__).parent)}
-    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
-        with contextlib.suppress(KeyError):
-            roots.add(sysconfig.get_paths()[name])
-    # not this process's sys.path: it may hold the course folder (python -m, pytest)
-    return sorted(roots)
+    def __init__(self, command: list[str], limits: Limits, run: SandboxRun) -> None:
+        self.limits = limits
+        self.run = run
+        read_fd, self.result_w = os.pipe()
+        self.result_r = read_fd
+        command = [*command[:-1], command[-1], str(self.result_w)]
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(self.result_w,),
+            start_new_session=True,
+        )
+        os.close(self.result_w)
+        self.buffer = bytearray()
+        self.kept = bytearray()
+        self.output_seen = 0
+        self.message_seen = 0
+        self.open_fds = {self.result_r, self.proc.stdout.fileno()}  # type: ignore[union-attr]
+        self.phase = "starting"
+        self.closed = False
+
+    def send(self, body: bytes) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(struct.pack("!I", len(body)) + body)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise _Stop(self._exit_reason()) from None
+
+    def expect(self, deadline: float, limit_text: str) -> object:
+        """The child's next message, read before ``deadline`` (monotonic)."""
+        out_fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
+        while True:
+            message = self._next_frame()
+            if message is not None:
+                return message
+            if self.result_r not in self.open_fds:
+                raise _Stop(self._exit_reason())
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                raise _Stop(f"timed out after {limit_text} while {self.phase}")
+            ready, _, _ = select.select(list(self.open_fds), [], [], wait)
+            if out_fd in ready:
+                self._read_output(out_fd)
+            if self.result_r in ready:
+                chunk = os.read(self.result_r, 1 << 20)
+                if not chunk:
+                    self.open_fds.discard(self.result_r)
+                    continue
+                self.message_seen += len(chunk)
+                if self.message_seen > self.limits.message_bytes:
+                    raise _Stop(
+                        f"broke the grader's protocol: sent more than "
+                        f"{self.limits.message_bytes // 2**20} MB of messages while {self.phase}",
+                        violation=True,
+                    )
+                self.buffer += chunk
+
+    def _next_frame(self) -> object | None:
+        if len(self.buffer) < 4:
+            return None
+        (size,) = struct.unpack("!I", self.buffer[:4])
+        if size > self.limits.frame_bytes:
+            raise _Stop(
+                f"broke the grader's protocol: a message of {size} bytes (limit "
+                f"{self.limits.frame_bytes}) while {self.phase}",
+                violation=True,
+            )
+        if len(self.buffer) < 4 + size:
+            return None
+        body = bytes(self.buffer[4 : 4 + size])
+        del self.buffer[: 4 + size]
+        try:
+            return wire.decode_message(body)
+        except wire.WireError as error:
+            raise _Stop(
+                f"broke the grader's protocol: {error} while {self.phase}", violation=True
+            ) from None
+
+    def _read_output(self, out_fd: int) -> None:
+        chunk = os.read(out_fd, 65536)
+        if not chunk:
+            self.open_fds.discard(out_fd)
+            return
+        self.output_seen += len(chunk)
+        if len(self.kept) < self.limits.output_chars:
+            self.kept += chunk[: self.limits.output_chars - len(self.kept)]
+        if self.output_seen > self.limits.flood_bytes:
+            raise _Stop(
+                f"stopped: wrote more than {self.limits.flood_bytes // 1024 // 1024} MB "
+                f"of output while {self.phase}"
+            )
+
+    def _exit_reason(self) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        code = self.proc.returncode
+        where = f" while {self.phase}"
+        if code is None:
+            return "the process closed its channel without finishing" + where
+        if code < 0:
+            sig = signal.Signals(-code)
+            if sig == signal.SIGXCPU:
+                return "the CPU time limit was reached" + where
+            if sig == signal.SIGXFSZ:
+                return "the file size limit was reached" + where
+            if sig in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):
+                return (
+                    f"the process crashed ({sig.name}; often memory exhausted, limit "
+                    f"{self.limits.memory_mb} MB)" + where
+                )
+            return f"the process was killed by {sig.name}" + where
+        return f"the process exited with status {code} before finishing (os._exit / sys.exit?)" + (
+            where
+        )
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+        self.proc.wait()
+        for fd in (self.result_r,):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(Exception):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        with contextlib.suppress(Exception):
+            rest = self.proc.stdout.read() if self.proc.stdout else b""  # type: ignore[union-attr]
+            if rest and len(self.kept) < self.limits.output_chars:
+                self.kept += rest[: self.limits.output_chars - len(self.kept)]
+            self.output_seen += len(rest or b"")
+        with contextlib.suppress(Exception):
+            self.proc.stdout.close()  # type: ignore[union-attr]
+        self.run.output_bytes += self.output_seen
+        if self.kept:
+            self.run.output += self.kept.decode("utf-8", "replace")
 
 
-def _world_can_reach(path: str) -> bool:
-    """Whether ``nobody`` can traverse to ``path`` and read it (every parent o+x, it o+r)."""
-    path = os.path.realpath(path)
-    parts = Path(path).parents
-    try:
-        if not all(os.stat(p).st_mode & 0o001 for p in parts):
-            return False
-        return bool(os.stat(path).st_mode & 0o004)
-    except OSError:
-        return False
+def _merge_evidence(run: SandboxRun, denials: object, attempts: object) -> list[str]:
+    for item in list(denials)[:200] if isinstance(denials, list) else []:
+        if isinstance(item, tuple | list) and len(item) == 2:
+            entry = (str(item[0])[:100], str(item[1])[:300])
+            if entry not in run.denials and len(run.denials) < 200:
+                run.denials.append(entry)
+    found = [str(a)[:300] for a in (attempts if isinstance(attempts, list) else [])][:200]
+    for attempt in found:
+        if attempt not in run.forbidden and len(run.forbidden) < 200:
+            run.forbidden.append(attempt)
+    return found
 
 
-def _drop_to() -> tuple[int, int] | None:
-    """(uid, gid) of ``nobody`` when running as root and ``nobody`` can run this Python."""
-    if os.geteuid() != 0:
+def _raised(value: object) -> tuple[str, str] | None:
+    if value is None:
         return None
-    try:
-        entry = pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-    import course_lib
-
-    needed = [sys.executable, os.path.realpath(sys.executable), str(Path(course_lib.__file__))]
-    needed += [p for p in sys.path if p and os.path.isdir(p)]
-    if all(_world_can_reach(p) for p in needed):
-        return entry.pw_uid, entry.pw_gid
-    return None
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return (value[0][:200], value[1][:2000])
+    raise _Stop("broke the grader's protocol: a malformed exception in CallDone", violation=True)
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        proc.kill()
-    proc.wait()
-
-
-def _describe_exit(proc: subprocess.Popen, memory_mb: int) -> str:
-    code = proc.returncode
-    if code is not None and code < 0:
-        sig = signal.Signals(-code).name
-        if -code == signal.SIGXCPU:
-            return "the CPU time limit was reached"
-        if -code == signal.SIGXFSZ:
-            return "the file size limit was reached"
-        if -code in (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS):
-            return f"the process crashed ({sig}; often memory exhausted, limit {memory_mb} MB)"
-        return f"the process was killed by {sig}"
-    return f"the process exited with status {code} before finishing (os._exit / sys.exit?)"
+def _child_env(drop: tuple[int, int] | None) -> dict[str, str]:
+    """The child's whole environment (nothing of the grader's)."""
+    env = {
+        "HOME": isolation.WORK,
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+    }
+    if drop is not None:
+        env["COURSE_SANDBOX_DROP"] = f"{drop[0]}:{drop[1]}"
+    return env
 
 
 def _one_process(
-    cells: list[tuple[str, str]],
-    calls: list[tuple[Call, bytes]],
+    header: dict,
+    pending: list[Call],
     limits: Limits,
     run: SandboxRun,
-    preload: list[str],
-    guards: list[str],
-) -> tuple[list[str], str | None]:
-    """Run one child; fill ``run``; return (keys answered, reason it stopped early or None)."""
-    drop = _drop_to()
-    workdir = tempfile.mkdtemp(prefix="course-sandbox-")
+    packages: tuple[str, ...],
+    modules: dict[str, Path],
+    budget_end: float,
+) -> tuple[list[str], str | None, bool]:
+    """Run one child; fill ``run``; return (keys answered, why it stopped early, violation)."""
+    files = {"wire.py": _HERE / "wire.py", "policy.py": _HERE / "policy.py"}
+    files["_sandbox_child.py"] = _HERE / "_sandbox_child.py"
+    files["guard.py"] = _HERE / "guard.py"
+    module_files = {}
+    for name, path in modules.items():
+        module_files[name] = f"{name}.py"
+        files[f"{name}.py"] = path
+    view = isolation.python_view(packages, files)
+    drop = isolation.drop_target()
+    env = _child_env(drop)
+    argv = [isolation.interpreter(), "-I", "-S", "-B", f"{isolation.LIB}/_sandbox_child.py"]
+    command = isolation.bwrap_command(argv, view, env=env)
+    job = dict(header)
+    job["modules"] = module_files
+    job["readable"] = [isolation.SITE, isolation.LIB, *view.targets()]
+    job["limits"] = dict(job["limits"], nproc=limits.nproc if drop else None)
+    job["calls"] = pickle.dumps(
+        {c.key: (c.function, tuple(c.args), dict(c.kwargs), c.source) for c in pending},
+        protocol=4,
+    )
     answered: list[str] = []
+    child = _Child(command, limits, run)
+    run.processes += 1
+    run.user = "nobody" if drop else "this user (in a user namespace)"
     try:
-        os.chmod(workdir, 0o700)
-        job = {
-            "cells": cells,
-            "calls": [(c.key, c.function, payload, c.source) for c, payload in calls],
-            "limits": {
-                "memory_mb": limits.memory_mb,
-                "cpu_seconds": limits.cpu_seconds,
-                "file_bytes": limits.file_bytes,
-                "output_chars": limits.output_chars,
-                # a process limit is per user: only sensible for the dedicated user nobody
-                "nproc": limits.nproc if drop else None,
-            },
-            "readable": _readable_roots(),
-            "preload": preload,
-            "guard_path": str(Path(__file__).with_name("guard.py")),
-            "guards": guards,
-            "blocked": list(BLOCKED),
-            "unload": ["course_lib"],
-            "course_lib_dir": str(Path(__file__).parents[1]),
-        }
-        job_file = os.path.join(workdir, "job.pkl")
-        with open(job_file, "wb") as f:
-            pickle.dump(job, f, protocol=4)
-        if drop is not None:
-            os.chown(workdir, *drop)
-            os.chown(job_file, *drop)
-        read_fd, write_fd = os.pipe()
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": workdir,
-            "TMPDIR": workdir,
-            "LANG": "C.UTF-8",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "MPLBACKEND": "Agg",
-        }
-        extra = {"user": drop[0], "group": drop[1], "extra_groups": []} if drop else {}
-        run.user = "nobody" if drop else pwd.getpwuid(os.geteuid()).pw_name
-        child = Path(__file__).with_name("_sandbox_child.py")
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", child, job_file, str(write_fd)],
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(write_fd,),
-            start_new_session=True,
-            **extra,
+        child.send(pickle.dumps(job, protocol=4))
+        started = child.expect(
+            min(time.monotonic() + limits.start_timeout, budget_end),
+            f"{limits.start_timeout:g} s",
         )
-        os.close(write_fd)
-        run.processes += 1
-        stop = _pump(proc, read_fd, calls, limits, run, answered)
-        os.close(read_fd)
-        return answered, stop
+        if not isinstance(started, wire.Started):
+            raise _Stop(f"broke the grader's protocol: {type(started).__name__} before Started")
+        if drop is not None and (not started.dropped or started.uid != drop[0]):
+            raise isolation.IsolationError(
+                f"the sandbox did not drop root to uid {drop[0]} (it runs as {started.uid}): "
+                "refusing to run student code with the grader's rights"
+            )
+        child.phase = "running the answer cells"
+        cells_end = min(time.monotonic() + limits.cells_timeout, budget_end)
+        names = [name for name, _ in header["cells"]]
+        for expected_name in names:
+            message = child.expect(cells_end, f"{limits.cells_timeout:g} s")
+            if not isinstance(message, wire.CellDone) or message.name != expected_name:
+                raise _Stop(
+                    f"broke the grader's protocol: {type(message).__name__} while waiting "
+                    f"for cell {expected_name}",
+                    violation=True,
+                )
+            run.cell_errors[expected_name] = (
+                None if message.error is None else str(message.error)[:2000]
+            )
+        message = child.expect(cells_end, f"{limits.cells_timeout:g} s")
+        if not isinstance(message, wire.CellsDone):
+            raise _Stop(
+                f"broke the grader's protocol: {type(message).__name__} instead of CellsDone",
+                violation=True,
+            )
+        _merge_evidence(run, message.denials, message.attempts)
+        for call in pending:
+            if time.monotonic() >= budget_end:
+                return answered, None, False
+            child.phase = f"running {call.key}"
+            child.send(wire.encode_message(wire.RunCall(key=call.key)))
+            end = min(time.monotonic() + limits.call_timeout, budget_end)
+            message = child.expect(end, f"{limits.call_timeout:g} s")
+            if not isinstance(message, wire.CallDone) or message.key != call.key:
+                got = getattr(message, "key", type(message).__name__)
+                raise _Stop(
+                    f"broke the grader's protocol: an answer for {got!r} while {child.phase}",
+                    violation=True,
+                )
+            result = CallResult(key=call.key, seconds=max(0.0, float(message.seconds)))
+            result.raised = _raised(message.raised)
+            if result.raised is None:
+                result.output = message.value
+            result.args_after = message.args_after  # type: ignore[assignment]
+            result.kwargs_after = message.kwargs_after  # type: ignore[assignment]
+            result.forbidden = _merge_evidence(run, message.denials, message.attempts)[:50]
+            run.results[call.key] = result
+            answered.append(call.key)
+            child.phase = f"after {call.key}"
+        child.phase = "finishing"
+        child.send(wire.encode_message(wire.Finish()))
+        message = child.expect(time.monotonic() + 10.0, "10 s")
+        if isinstance(message, wire.Finished):
+            _merge_evidence(run, message.denials, message.attempts)
+        return answered, None, False
+    except _Stop as stop:
+        if child.phase == "starting":
+            # nothing of the student's has run yet: the sandbox itself could not start
+            child.close()
+            raise isolation.IsolationError(
+                f"the sandbox did not start ({stop.reason}); its output: "
+                f"{run.output[-2000:] or 'none'}"
+            ) from None
+        return answered, stop.reason, stop.violation
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _pump(
-    proc: subprocess.Popen,
-    read_fd: int,
-    calls: list[tuple[Call, bytes]],
-    limits: Limits,
-    run: SandboxRun,
-    answered: list[str],
-) -> str | None:
-    """Read frames and output until the child ends, times out or floods; return why it stopped."""
-    assert proc.stdout is not None
-    out_fd = proc.stdout.fileno()
-    buffer = b""
-    kept = bytearray()
-    output_seen = 0
-    deadline = time.monotonic() + limits.cells_timeout
-    phase = "running the answer cells"
-    current: str | None = None
-    ended = False
-    open_fds = {read_fd, out_fd}
-    try:
-        while open_fds:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
-                limit = limits.cells_timeout if current is None else limits.call_timeout
-                return f"timed out after {limit:g} s while {phase}"
-            ready, _, _ = select.select(list(open_fds), [], [], wait)
-            if out_fd in ready:
-                chunk = os.read(out_fd, 65536)
-                if not chunk:
-                    open_fds.discard(out_fd)
-                else:
-                    output_seen += len(chunk)
-                    if len(kept) < limits.output_chars:
-                        kept += chunk[: limits.output_chars - len(kept)]
-                    if output_seen > limits.flood_bytes:
-                        return (
-                            f"stopped: wrote more than {limits.flood_bytes // 1024 // 1024} MB "
-                            f"of output while {phase}"
-                        )
-            if read_fd in ready:
-                chunk = os.read(read_fd, 1 << 20)
-                if not chunk:
-                    open_fds.discard(read_fd)
-                    continue
-                buffer += chunk
-                while len(buffer) >= 8:
-                    (size,) = struct.unpack("!Q", buffer[:8])
-                    if size > 1 << 31:
-                        return "the process sent a malformed answer"
-                    if len(buffer) < 8 + size:
-                        break
-                    frame, buffer = buffer[8 : 8 + size], buffer[8 + size :]
-                    try:
-                        message = _NoGlobals(_BytesReader(frame)).load()
-                        current, phase, deadline, ended = _handle(
-                            message, run, answered, limits, current, phase, deadline, ended
-                        )
-                    except Exception as exc:
-                        return f"the process sent a malformed answer ({exc})"
-        proc.wait(timeout=5)
-        if ended:
-            return None
-        return _describe_exit(proc, limits.memory_mb) + f" while {phase}"
-    finally:
-        _kill(proc)
-        run.output_bytes += output_seen
-        if kept:
-            run.output += kept.decode("utf-8", "replace")
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self.data = memoryview(data)
-        self.pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self.data) if n < 0 else self.pos + n
-        out = bytes(self.data[self.pos : end])
-        self.pos += len(out)
-        return out
-
-    def readline(self) -> bytes:
-        rest = bytes(self.data[self.pos :])
-        line, sep, _ = rest.partition(b"\n")
-        out = line + sep
-        self.pos += len(out)
-        return out
-
-    def readinto(self, b: bytearray) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
-def _merge_evidence(run: SandboxRun, denials: object, attempts: object) -> None:
-    for event, detail in list(denials)[:200]:
-        item = (str(event), str(detail))
-        if item not in run.denials:
-            run.denials.append(item)
-    for attempt in list(attempts)[:200]:
-        if str(attempt) not in run.forbidden:
-            run.forbidden.append(str(attempt))
-
-
-def _handle(message, run, answered, limits, current, phase, deadline, ended):
-    kind = message[0]
-    if kind == "cell":
-        run.cell_errors[str(message[1])] = None if message[2] is None else str(message[2])
-    elif kind == "ready":
-        _merge_evidence(run, message[1], message[2])
-        phase, deadline = "waiting for the first call", time.monotonic() + limits.call_timeout
-    elif kind == "start":
-        current = str(message[1])
-        phase = f"running {current}"
-        deadline = time.monotonic() + limits.call_timeout
-    elif kind == "done":
-        key, output, (args_after, kwargs_after), seconds = (
-            str(message[1]),
-            message[2],
-            message[3],
-            float(message[4]),
-        )
-        result = CallResult(key=key, seconds=seconds)
-        if output[0] == "r":
-            result.raised = (str(output[1]), str(output[2]))
-        else:
-            result.output = _decode(output)
-        result.args_after = _decode(args_after)
-        result.kwargs_after = _decode(kwargs_after)
-        result.forbidden = [str(a) for a in list(message[6])[:50]]
-        run.results[key] = result
-        answered.append(key)
-        _merge_evidence(run, message[5], message[6])
-        current, phase = None, f"after {key}"
-        deadline = time.monotonic() + limits.call_timeout
-    elif kind == "end":
-        _merge_evidence(run, message[3], message[4])
-        ended = True
-    return current, phase, deadline, ended
+        child.close()
 
 
 def run_functions(
@@ -444,63 +452,94 @@ def run_functions(
     calls: list[Call],
     limits: Limits | None = None,
     *,
+    packages: tuple[str, ...] = ("numpy",),
     preload: list[str] | None = None,
     guards: tuple[str, ...] = ("forbid_ready_made",),
+    remove: tuple[str, ...] = (),
+    blocked: tuple[str, ...] = BLOCKED,
     max_processes: int = 12,
+    audit: bool = True,
 ) -> SandboxRun:
-    """Run ``cells`` (``(name, source)`` pairs, in order), then each call, in a sandbox.
+    """Run ``cells`` (``(name, source)`` pairs, in order), then each call, in the sandbox.
 
     Returns a :class:`SandboxRun` with a :class:`CallResult` for every call. When a call does
-    not finish (timeout, memory, crash, flood), its result gets the reason in ``failure``, the
-    other calls of its ``group`` are marked as skipped, and the remaining calls run in a new
-    process (at most ``max_processes`` in all). ``preload`` names modules imported before the
-    limits apply (``torch`` when cases hold ``torch.nn`` modules); ``guards`` names the context
-    managers of ``guard.py`` active while the student's code runs. Libraries in ``BLOCKED`` that
-    are not preloaded cannot be imported by the student's code (recorded as forbidden).
+    not finish (timeout, memory, crash, flood, protocol), its result gets the reason in
+    ``failure``, the other calls of its ``group`` are marked as skipped, and the remaining calls
+    run in a new process (at most ``max_processes`` in all, within ``limits.total_seconds``).
+    ``packages`` are the distributions the container shows besides the standard library;
+    ``preload`` names modules imported before the limits apply (``torch`` when cases hold
+    ``torch.nn`` modules); ``guards`` names the context managers of ``guard.py`` active while the
+    student's code runs (diagnostics); ``remove`` lists dotted names deleted before the student's
+    code runs (``numpy.convolve``); ``blocked`` names libraries that cannot be imported.
+    ``audit=False`` leaves out the audit hook of :mod:`policy` (the second layer), so that tests
+    can show what the container alone allows.
     """
     limits = limits or Limits()
-    guards = list(guards)
+    isolation.check_isolation()
     run = SandboxRun()
-    pending = [(c, pickle.dumps((tuple(c.args), dict(c.kwargs)), protocol=4)) for c in calls]
-    by_key = {c.key: c for c in calls}
-    cells_failed: str | None = None
+    header = {
+        "cells": [(str(n), str(s)) for n, s in cells],
+        "preload": list(preload or []),
+        "guards": list(guards),
+        "remove": list(remove),
+        "blocked": list(blocked),
+        "audit": bool(audit),
+        "limits": {
+            "memory_mb": limits.memory_mb,
+            "cpu_seconds": limits.cpu_seconds,
+            "file_bytes": limits.file_bytes,
+            "output_chars": limits.output_chars,
+        },
+    }
+    modules = _helper_modules(calls)
+    pending = list(calls)
+    budget_end = time.monotonic() + limits.total_seconds
     while pending:
         if run.processes >= max_processes:
-            for call, _ in pending:
-                run.results[call.key] = CallResult(
-                    call.key, failure="not run: too many crashed processes for this submission"
-                )
+            _fail(run, pending, "not run: too many crashed processes for this submission")
             break
-        answered, stop = _one_process(cells, pending, limits, run, preload or [], guards)
+        if time.monotonic() >= budget_end:
+            _fail(
+                run,
+                pending,
+                f"not run: the submission's time budget of {limits.total_seconds:g} s was used up",
+            )
+            run.incidents.append(f"time budget of {limits.total_seconds:g} s used up")
+            break
+        answered, stop, violation = _one_process(
+            header, pending, limits, run, packages, modules, budget_end
+        )
         done = set(answered)
-        rest = [(c, p) for c, p in pending if c.key not in done]
+        rest = [c for c in pending if c.key not in done]
         if stop is None:
-            for call, _ in rest:
-                run.results[call.key] = CallResult(call.key, failure="no answer came back")
+            if rest:
+                pending = rest
+                continue
             break
         run.incidents.append(stop)
+        if violation:
+            run.violations.append(stop)
         if not rest:
             break
-        if not answered and "running the answer cells" in stop:
-            cells_failed = stop
-            for call, _ in rest:
-                run.results[call.key] = CallResult(call.key, failure=stop)
+        if not answered and (
+            "running the answer cells" in stop or "starting" in stop or "Started" in stop
+        ):
+            _fail(run, rest, stop)
+            run.cell_errors.setdefault("*", stop)
             break
-        culprit = rest[0][0]
-        running = [k for k in (stop.split("while running ", 1)[1:] or [""]) if k in by_key]
-        if running:
-            culprit = by_key[running[0]]
+        culprit = rest[0]
         run.results[culprit.key] = CallResult(culprit.key, failure=stop)
         skipped = f"not run: an earlier case of {culprit.group or culprit.function} failed ({stop})"
         remaining = []
-        for call, payload in rest:
-            if call.key == culprit.key:
-                continue
+        for call in rest[1:]:
             if culprit.group and call.group == culprit.group:
                 run.results[call.key] = CallResult(call.key, failure=skipped)
             else:
-                remaining.append((call, payload))
+                remaining.append(call)
         pending = remaining
-    if cells_failed:
-        run.cell_errors.setdefault("*", cells_failed)
     return run
+
+
+def _fail(run: SandboxRun, calls: list[Call], reason: str) -> None:
+    for call in calls:
+        run.results.setdefault(call.key, CallResult(call.key, failure=reason))

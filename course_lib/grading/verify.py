@@ -25,6 +25,13 @@ import numpy as np
 
 from course_lib.grading import checks
 from course_lib.grading.sandbox import Call, Limits, SandboxRun, Unsupported, run_functions
+from course_lib.grading.static import (
+    SAFE_STDLIB,
+    CodePolicy,
+    Finding,
+    check_cell,
+    suspicious_code,
+)
 
 __all__ = [
     "Flag",
@@ -94,6 +101,44 @@ class Verification:
         data["score"] = self.score
         data["max_score"] = self.max_score
         return data
+
+
+# -- what each function may use ----------------------------------------------------------------
+
+#: The C functions behind NumPy's ready-made operators: removed in the sandbox with them.
+C_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "numpy.convolve": ("numpy._core.numeric.convolve", "numpy._core.multiarray.correlate"),
+    "numpy.correlate": (
+        "numpy._core.numeric.correlate",
+        "numpy._core.multiarray.correlate2",
+        "numpy._core._multiarray_umath.correlate",
+        "numpy._core._multiarray_umath.correlate2",
+    ),
+}
+
+_TORCH_TYPES = CodePolicy(
+    allowed_imports=("numpy", "torch", *SAFE_STDLIB),
+    forbidden_names=("numpy.convolve", "numpy.correlate", "torch.nn.functional"),
+    type_only=("torch",),
+)
+
+
+def code_policy(function: str) -> CodePolicy:
+    """What the answer cell of ``function`` may import and use."""
+    if function == "layer_output_shapes":
+        return _TORCH_TYPES
+    return CodePolicy()
+
+
+def removed_names(policies: list[CodePolicy]) -> tuple[str, ...]:
+    """Names deleted in the sandbox before the answers run: every forbidden name of NumPy and
+    the C functions behind it."""
+    names: list[str] = []
+    for policy in policies:
+        for name in policy.forbidden_names:
+            if name.startswith("numpy."):
+                names += [name, *C_ENTRY_POINTS.get(name, ())]
+    return tuple(dict.fromkeys(names))
 
 
 # -- the notebook ---------------------------------------------------------------------------
@@ -216,12 +261,26 @@ _PATTERNS: list[tuple[str, str, re.Pattern[str]]] = [
 
 
 def scan_source(nb: nbformat.NotebookNode) -> list[Flag]:
-    """Flags for code in any code cell that tampers with grading, with the line as evidence."""
+    """Flags for code in any code cell that tampers with grading, with the line as evidence.
+
+    Cells that are not answer or test cells (the student's own) are also read as code: what
+    reaches the system there (``os``, ``shutil``, ``exec``, ...) is flagged.
+    """
     flags = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         where = _grade_id(cell) or f"cell {index + 1}"
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if not (meta.get("solution") or meta.get("grade") or meta.get("locked")):
+            for finding in suspicious_code(_strip_magics(cell.source)):
+                flags.append(
+                    Flag(
+                        finding.kind,
+                        finding.what,
+                        f"{where}, line {finding.line}: {finding.evidence}",
+                    )
+                )
         for number, line in enumerate(cell.source.splitlines(), start=1):
             code = line.split("#", 1)[0]
             for kind, detail, pattern in _PATTERNS:
@@ -321,7 +380,15 @@ def verify_notebook(
     result = Verification(assignment=assignment, student=student, seed=seed)
     result.flags += scan_source(nb)
     released = _read(release) if release is not None else None
-    cells = (setup_imports(released) if released is not None else []) + answer_cells(nb, assignment)
+    setup = setup_imports(released) if released is not None else []
+    answers = answer_cells(nb, assignment)
+    cells = setup + answers
+    setup_source = "\n".join(source for _, source in setup)
+    findings: dict[str, list[Finding]] = {}
+    for name, source in answers:
+        found = check_cell(source, code_policy(name), setup=setup_source)
+        if found:
+            findings.setdefault(name, []).extend(found)
     visible = visible_tests(released) if released is not None else {}
     rng = np.random.default_rng(seed)
     cases: dict[str, checks.Case] = {}
@@ -340,20 +407,32 @@ def verify_notebook(
                 keys.append(key)
                 calls.append(Call(key, case.function, case.args, case.kwargs, group=test_id))
             plan.append((function, test_id, keys))
-    preload, guards = [], ["forbid_ready_made"]
+    packages, preload, guards = ("numpy",), [], ["forbid_ready_made"]
     if any(_contains_torch((c.args, c.kwargs)) for c in calls):
-        preload, guards = ["torch"], ["forbid_ready_made", "forbid_running_modules"]
+        packages, preload = ("numpy", "torch"), ["torch"]
+        guards = ["forbid_ready_made", "forbid_running_modules"]
+    policies = [code_policy(f) for f in checks.ASSIGNMENTS[assignment]]
     run = (
-        run_functions(cells, calls, limits, preload=preload, guards=tuple(guards))
+        run_functions(
+            cells,
+            calls,
+            limits,
+            packages=packages,
+            preload=preload,
+            guards=tuple(guards),
+            remove=removed_names(policies),
+        )
         if calls
         else SandboxRun()
     )
 
     for function, test_id, keys in plan:
         max_points = float(checks.POINTS.get(test_id, 0.0))
-        message = None
+        message = findings[function][0].message(function) if function in findings else None
         # the hidden cases first: their messages name the misconception
         for key in sorted(keys, key=lambda k: k not in cases):
+            if message is not None:
+                break
             if key in cases:
                 message = _judge_one(cases[key], run.results[key])
             else:
@@ -370,8 +449,19 @@ def verify_notebook(
             max_points=max_points,
             cases=len(keys),
             message=message,
-            diagnosis=diagnosis_of(message),
+            diagnosis="forbidden_call" if function in findings else diagnosis_of(message),
         )
+    for function, found in findings.items():
+        for finding in found:
+            result.flags.append(
+                Flag(
+                    finding.kind,
+                    finding.what,
+                    f"{function}, line {finding.line}: {finding.evidence}",
+                )
+            )
+    for violation in run.violations:
+        result.flags.append(Flag("protocol-violation", "broke the grader's protocol", violation))
     for attempt in run.forbidden:
         result.flags.append(
             Flag("forbidden-call", "called something the exercise forbids", attempt)
