@@ -381,7 +381,9 @@ class BatchAugmentation:
 
     ``crop_padding`` > 0 turns on :func:`random_crop`, ``flip=True``
     :func:`random_horizontal_flip` (for pictures that mean the same mirrored, such as clothes;
-    not for digits or text), ``erase_p`` > 0 :func:`random_erasing`. The random numbers come
+    not for digits or text), ``erase_p`` > 0 :func:`random_erasing`. ``flip_classes`` limits
+    the flips to the images whose class label ``y`` is in it (for a data set where some
+    classes always face one way). The random numbers come
     from ``generator`` (seeded with ``seed``), so the same seed gives the same augmented
     batches. Called as ``batch_transform(x, y) -> (x, y)`` by :func:`train`; only ``x``
     changes.
@@ -395,6 +397,7 @@ class BatchAugmentation:
         erase_scale: tuple[float, float] = (0.02, 0.25),
         seed: int = 0,
         padding_mode: str = "replicate",
+        flip_classes: Sequence[int] | None = None,
     ) -> None:
         if crop_padding != 0:
             check_positive_int(crop_padding, "crop_padding")
@@ -402,6 +405,9 @@ class BatchAugmentation:
             raise ValueError(f"erase_p must be a probability in [0, 1], got {erase_p}")
         self.crop_padding = crop_padding
         self.flip = flip
+        self.flip_classes = None if flip_classes is None else torch.tensor(list(flip_classes))
+        if self.flip_classes is not None and not flip:
+            raise ValueError("flip_classes given but flip=False")
         self.erase_p = erase_p
         self.erase_scale = erase_scale
         self.padding_mode = padding_mode
@@ -410,8 +416,12 @@ class BatchAugmentation:
     def __call__(self, x: torch.Tensor, y: Any) -> tuple[torch.Tensor, Any]:
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, self.generator, self.padding_mode)
-        if self.flip:
+        if self.flip and self.flip_classes is None:
             x = random_horizontal_flip(x, 0.5, self.generator)
+        elif self.flip:
+            allowed = torch.isin(y, self.flip_classes.to(y.device))
+            flip = (torch.rand(x.shape[0], generator=self.generator).to(x.device) < 0.5) & allowed
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
         if self.erase_p:
             x = random_erasing(x, self.erase_p, self.erase_scale, generator=self.generator)
         return x, y

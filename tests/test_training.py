@@ -607,6 +607,18 @@ def test_batch_augmentation_repeats_with_its_seed():
         BatchAugmentation(erase_p=2.0)
 
 
+def test_flips_limited_to_some_classes():
+    x = torch.randn(300, 1, 4, 4)
+    y = torch.arange(300) % 3
+    out, same_y = BatchAugmentation(flip=True, flip_classes=[0, 2])(x, y)
+    assert same_y is y
+    flipped = torch.tensor([torch.equal(o, i.flip(2)) for o, i in zip(out, x, strict=True)])
+    kept = torch.tensor([torch.equal(o, i) for o, i in zip(out, x, strict=True)])
+    assert bool((flipped | kept).all())
+    assert not bool(flipped[y == 1].any())  # class 1 is never mirrored
+    assert 30 < int(flipped[y == 0].sum()) < 70
+
+
 # ---------------------------------------------------------------------------------------------
 # parameter groups
 # ---------------------------------------------------------------------------------------------
