@@ -692,8 +692,10 @@ def _resolve_device(device: torch.device | str | None) -> torch.device:
 
 def _interactive() -> bool:
     """A terminal or a notebook front end, where a redrawn progress bar reads well."""
-    if "ipykernel" in sys.modules:
-        return True
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        return True  # a notebook kernel (merely importing ipykernel does not make one)
     return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
 
 

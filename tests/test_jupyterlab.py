@@ -39,7 +39,19 @@ def _serve(workdir: Path) -> Iterator[tuple[str, Path]]:
     """Run a JupyterLab server on 127.0.0.1 rooted at ``workdir`` until the generator closes."""
     port = _free_port()
     log = workdir.with_name(f"{workdir.name}-jupyterlab.log").open("w")
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(workdir.with_name(f"{workdir.name}-config"))}
+    # JupyterLab 4's windowed notebook renders only the cells in view and throws from its own
+    # code when a cell is scrolled to while it re-measures (seen now and then as "Cannot read
+    # properties of undefined (reading 'node')"). The tests read every cell, so every cell is
+    # rendered: windowing off, in this server's own settings folder.
+    settings = workdir.with_name(f"{workdir.name}-settings")
+    tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(workdir.with_name(f"{workdir.name}-config")),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+    }
     server = subprocess.Popen(
         [
             sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
@@ -82,13 +94,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 def _open_notebook(browser, base_url: str, name: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("pageerror", lambda exc: errors.append(f"{exc} {exc.stack}"))
     # `reset` starts from an empty workspace, so only this notebook is open.
     page.goto(f"{base_url}/lab/tree/{name}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
     # Wait until the kernel is connected and idle before the student starts working.
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+    mode = page.evaluate(
+        "window.jupyterapp.shell.currentWidget.content.notebookConfig.windowingMode"
+    )
+    assert mode == "none", f"the server's settings were not applied (windowing mode {mode!r})"
     return page, errors
 
 
@@ -115,14 +131,23 @@ def _answer_cell_indices(page) -> dict[str, int]:
 def _run_all_cells(page, timeout_ms: int) -> None:
     """Run -> Run All Cells, then wait until every code cell has run and the kernel is idle."""
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_function(
-        """() => {
-            const cells = window.jupyterapp.shell.currentWidget.content.widgets;
-            return cells.filter(c => c.model.type === 'code')
-                        .every(c => c.model.executionCount !== null);
-        }""",
-        timeout=timeout_ms,
-    )
+    state = """() => {
+        const cells = window.jupyterapp.shell.currentWidget.content.widgets
+            .filter(c => c.model.type === 'code');
+        const failed = cells.findIndex(c => Array.from({length: c.model.outputs.length},
+            (_, i) => c.model.outputs.get(i).type).includes('error'));
+        return {total: cells.length, failed,
+                waiting: cells.filter(c => c.model.executionCount === null).length};
+    }"""
+    try:
+        page.wait_for_function(
+            f"() => {{ const s = ({state})(); return s.waiting === 0 || s.failed >= 0; }}",
+            timeout=timeout_ms,
+        )
+    except Exception as error:  # say how far Run All got
+        raise AssertionError(f"Run All did not finish: {page.evaluate(state)}") from error
+    result = page.evaluate(state)
+    assert result["failed"] < 0, f"code cell {result['failed']} raised an error: {result}"
     page.wait_for_selector(
         ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=timeout_ms
     )
@@ -220,7 +245,7 @@ def test_reader_runs_a_chapter_and_moves_its_explorer(chapter_lab, browser, arti
     shots.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("pageerror", lambda exc: errors.append(f"{exc} {exc.stack}"))
     page.goto(f"{base_url}/lab?reset&token={TOKEN}")
     page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
     page.wait_for_selector(".jp-DirListing-item", timeout=60_000)

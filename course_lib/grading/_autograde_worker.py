@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import struct
 import sys
+import threading
+import time
 
 
 def _read_exactly(stream, n: int) -> bytes | None:
@@ -34,8 +37,24 @@ def _read(stream) -> bytes | None:
     return _read_exactly(stream, size)
 
 
+def _die_with_coordinator() -> None:
+    """When the coordinator is gone (killed with SIGKILL, say), stop this worker and what it
+    started in its own process group at once, instead of finishing a submission no one will
+    record and writing into a run folder the next run is about to remove."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
+
+
 def main() -> None:
     scratch = sys.argv[1]
+    _die_with_coordinator()
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nbgrader and kernels log to stderr
     sys.stdout = sys.stderr

@@ -174,15 +174,39 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _processes_inside(run: Path) -> list[int]:
+    """Processes whose working folder lies in ``run``: what a killed run left running (its
+    workers, their nbgrader and kernels all work inside the run folder)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == run or run in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
 def _clean_stale_runs(folder: Path) -> None:
-    """Remove the folders of earlier runs whose process is gone (killed runs leave them)."""
+    """Remove the folders of earlier runs whose process is gone (killed runs leave them), after
+    stopping whatever those runs left running in them."""
     for run in folder.glob("run-*"):
         try:
             pid = int((run / "pid").read_text())
         except (OSError, ValueError):
             pid = 0
-        if not pid or not _alive(pid):
+        if pid and _alive(pid):
+            continue
+        for _ in range(20):
+            leftovers = _processes_inside(run.resolve())
+            for process in leftovers:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(process, signal.SIGKILL)
             shutil.rmtree(run, ignore_errors=True)
+            if not run.exists():
+                break
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
