@@ -4,9 +4,11 @@ Each submission is one Dask task that carries everything it needs
 (:class:`~course_lib.grading.submission.SubmissionTask`: the released notebook, the gradebook's
 structure, the submission's files, the grading code's version), so the workers need no shared
 folder and never see the solutions, the course's gradebook or other students' work. On the
-worker the task runs :func:`~course_lib.grading.submission.grade_submission` in a worker process
-of its own, with the submission's time budget, so a submission that hangs is stopped and one
-that crashes only takes that process with it. What comes back (the verified results, nbgrader's
+worker the task runs :func:`~course_lib.grading.submission.grade_submission` in a grading process
+that the Dask worker keeps for the tasks that follow (one per worker thread: nbgrader is imported
+once, not once per notebook), with the submission's time budget: a submission that hangs is
+stopped, and its grading process with it; one that crashes takes only that process, and the next
+task starts a fresh one. What comes back (the verified results, nbgrader's
 records, the autograded notebook) is written to the gradebook by the coordinating process alone,
 once per student.
 
@@ -19,7 +21,11 @@ with the grading extra, and bubblewrap); start them with ``dask scheduler`` on o
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,18 +36,53 @@ from course_lib.grading.submission import Outcome, SubmissionTask
 __all__ = ["DaskExecutor", "grade_on_worker"]
 
 
+_kept: dict[int, tuple[object, Path]] = {}  # worker thread -> (grading process, its scratch)
+_kept_lock = threading.Lock()
+
+
+def _drop(worker: object, scratch: Path) -> None:
+    with contextlib.suppress(Exception):
+        if worker.process.poll() is None:
+            worker.kill()
+    with contextlib.suppress(Exception):
+        worker.log.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+@atexit.register
+def _drop_all() -> None:
+    with _kept_lock:
+        kept = list(_kept.values())
+        _kept.clear()
+    for worker, scratch in kept:
+        _drop(worker, scratch)
+
+
 def grade_on_worker(task: SubmissionTask, budget: float) -> Outcome:
-    """Run on a Dask worker: grade ``task`` in a worker process, within ``budget`` seconds."""
+    """Run on a Dask worker: grade ``task`` in this thread's grading process (started on first
+    use, kept for the next task), within ``budget`` seconds."""
     from course_lib.grading.autograde import _LocalWorker
 
-    with tempfile.TemporaryDirectory(prefix="course-dask-") as scratch:
-        worker = _LocalWorker(Path(scratch))
-        try:
-            outcome, error, _died = worker.grade(task, budget)
-        finally:
-            if worker.process.poll() is None:
-                worker.kill()
-            worker.log.close()
+    thread = threading.get_ident()
+    with _kept_lock:
+        kept = _kept.pop(thread, None)
+    if kept is not None and kept[0].process.poll() is not None:
+        _drop(*kept)
+        kept = None
+    if kept is None:
+        scratch = Path(tempfile.mkdtemp(prefix="course-dask-"))
+        kept = (_LocalWorker(scratch), scratch)
+    worker, scratch = kept
+    try:
+        outcome, error, died = worker.grade(task, budget)
+    except BaseException:
+        _drop(worker, scratch)
+        raise
+    if outcome is None or died:
+        _drop(worker, scratch)  # hung (its state is unknown) or dead: the next task starts afresh
+    else:
+        with _kept_lock:
+            _kept[thread] = kept
     if outcome is None:
         outcome = Outcome(student=task.student, error=error)
     return outcome
