@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,11 @@ def test_files_next_to_the_grader_are_denied_even_on_its_import_path() -> None:
     assert str(Path(here).parent) in sys.path  # pytest put the tests folder there
     source = f"def peek():\n    return open({here!r}).read()\n"
     result = run(source, Call("a", "peek", (), {}))
+    if Path(here).is_relative_to(tempfile.gettempdir()):
+        # a checkout in the temporary folder: the container's /tmp is its own empty folder, so
+        # the first layer (the view) already hides the file from the answer
+        assert result.results["a"].raised[0] == "FileNotFoundError"
+        return
     assert result.results["a"].raised[0] == "PermissionError"  # the audit hook, second layer
     assert result.denials == [("open", f"{here} (read)")]
 
