@@ -240,7 +240,6 @@ def test_chapter_links_its_exercise(chapter: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 LONG_CHAPTER_WORDS = 3500  # words of prose (markdown cells), code left out
-CLEAN_PAGE_PENDING: set[str] = set()  # chapters exempted while they are rewritten
 
 
 def prose_words(chapter: str) -> int:
@@ -254,7 +253,7 @@ def prose_words(chapter: str) -> int:
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_long_chapters_open_with_a_summary_box(chapter: str) -> None:
-    if prose_words(chapter) <= LONG_CHAPTER_WORDS or chapter in CLEAN_PAGE_PENDING:
+    if prose_words(chapter) <= LONG_CHAPTER_WORDS:
         return
     require_site()
     page = (SITE / f"{chapter}.html").read_text()
@@ -279,8 +278,6 @@ def test_import_cell_is_folded_and_no_output_is_noise(chapter: str) -> None:
     for noise in ("Warning:", "UserWarning", "DeprecationWarning", "Traceback (most recent"):
         assert noise not in text, f"{chapter}: the page shows {noise!r}"
     assert 'class="output stderr"' not in content, f"{chapter}: a cell writes to stderr"
-    if chapter in CLEAN_PAGE_PENDING:
-        return
     first_cell = re.search(r'<div class="cell([^"]*)"', content)
     assert first_cell, f"{chapter}: no code cell"
     assert "tag_hide-input" in first_cell.group(1) or "tag_remove-input" in first_cell.group(1), (

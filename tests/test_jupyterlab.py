@@ -91,10 +91,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     yield from _serve(workdir)
 
 
-def _open_notebook(browser, base_url: str, name: str):
+def _new_page(browser):
+    """A page of the session's Chromium and the list its uncaught JavaScript errors go to."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"{exc} {exc.stack}"))
+    return page, errors
+
+
+def _open_notebook(browser, base_url: str, name: str):
+    page, errors = _new_page(browser)
     # `reset` starts from an empty workspace, so only this notebook is open.
     page.goto(f"{base_url}/lab/tree/{name}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
@@ -243,9 +249,7 @@ def test_reader_runs_a_chapter_and_moves_its_explorer(chapter_lab, browser, arti
     base_url, _ = chapter_lab
     shots = artifacts_dir / "jupyterlab"
     shots.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"{exc} {exc.stack}"))
+    page, errors = _new_page(browser)
     page.goto(f"{base_url}/lab?reset&token={TOKEN}")
     page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
     page.wait_for_selector(".jp-DirListing-item", timeout=60_000)

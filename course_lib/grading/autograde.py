@@ -198,9 +198,9 @@ def _clean_stale_runs(folder: Path) -> None:
             pid = 0
         if pid and _alive(pid):
             continue
+        where = run.resolve()
         for _ in range(20):
-            leftovers = _processes_inside(run.resolve())
-            for process in leftovers:
+            for process in _processes_inside(where):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(process, signal.SIGKILL)
             shutil.rmtree(run, ignore_errors=True)
