@@ -12,6 +12,8 @@ What a reader of the chapter meets, in the order the chapter uses it:
   probable classes of a batch;
 - :func:`freeze`, :func:`unfreeze`, :func:`trainable_parameter_names`, :func:`head_name` and
   :func:`replace_head`: choose what trains, and give the network a new classifier;
+- :func:`discriminative_param_groups` and :func:`gradual_unfreezing`: a smaller learning rate
+  for the pretrained layers than for the new head, and unfreezing stage by stage;
 - :func:`extract_features` and :func:`extract_layer_features`: the penultimate layer (or any
   layer) as fixed features, computed in batches;
 - :func:`fit_linear_probe` / :class:`LinearProbe`: multinomial logistic regression on frozen
@@ -23,7 +25,7 @@ What a reader of the chapter meets, in the order the chapter uses it:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -47,6 +49,8 @@ __all__ = [
     "unfreeze",
     "head_name",
     "replace_head",
+    "discriminative_param_groups",
+    "gradual_unfreezing",
     "extract_features",
     "extract_layer_features",
     "LinearProbe",
@@ -407,6 +411,86 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
     return new
 
 
+def discriminative_param_groups(
+    model: nn.Module, head_lr: float, body_lr: float, *, head: str | None = None
+) -> list[dict[str, Any]]:
+    """Two optimiser parameter groups: the classifier head at ``head_lr``, the rest at
+    ``body_lr``.
+
+    ``head`` is the dotted name of the head module (default: :func:`head_name`, the last
+    ``nn.Linear``). Every parameter is included, frozen ones too, so that layers unfrozen later
+    (see :func:`gradual_unfreezing`) train without a new optimiser: PyTorch's optimisers skip
+    parameters that have no gradient. Returns ``[{"params": body, "lr": body_lr},
+    {"params": head, "lr": head_lr}]`` for ``torch.optim.Adam(groups)``; a group with no
+    parameter is dropped. ``body_lr = head_lr`` gives one learning rate for all.
+    """
+    _check_module(model)
+    for value, name in ((head_lr, "head_lr"), (body_lr, "body_lr")):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    name = head_name(model) if head is None else head
+    try:
+        head_module = model.get_submodule(name)
+    except AttributeError:
+        children = ", ".join(n for n, _ in model.named_children())
+        raise ValueError(
+            f"the model has no module called {name!r} (its children: {children})"
+        ) from None
+    head_ids = {id(p) for p in head_module.parameters()}
+    if not head_ids:
+        raise ValueError(f"the head {name!r} has no parameters")
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    groups = [
+        {"params": body, "lr": float(body_lr)},
+        {"params": list(head_module.parameters()), "lr": float(head_lr)},
+    ]
+    return [group for group in groups if group["params"]]
+
+
+def gradual_unfreezing(
+    model: nn.Module, stages: Sequence[str | Sequence[str]]
+) -> Iterator[list[str]]:
+    """Unfreeze ``model`` stage by stage, from the head towards the input.
+
+    ``stages`` lists what each stage adds to the trainable part, as names for :func:`freeze`:
+    e.g. ``["fc", ["head_conv", "head_norm"], "blocks"]``. Before stage ``i`` the model is
+    frozen except for stages ``0 .. i``; the generator then yields the names of the trainable
+    parameters, and the caller trains for that stage::
+
+        optimizer = torch.optim.Adam(discriminative_param_groups(top, 1e-3, 1e-4))
+        for names in gradual_unfreezing(top, ["fc", ["head_conv", "head_norm"], "blocks"]):
+            train(top, loader, epochs=5, optimizer=optimizer, progress=False)
+
+    After the last stage every named part stays trainable. Build the optimiser over all the
+    parameters that will ever train (as :func:`discriminative_param_groups` does), since
+    those frozen at the start have no gradient and are skipped until their stage.
+    """
+    _check_module(model)
+    if isinstance(stages, str):
+        raise TypeError(f"stages must be a list of stages, got the string {stages!r}")
+    stages = [[stage] if isinstance(stage, str) else list(stage) for stage in stages]
+    if not stages or not all(stages):
+        raise ValueError("stages must be a non-empty list of non-empty stages")
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in (prefix for stage in stages for prefix in stage):
+        if not isinstance(prefix, str):
+            raise TypeError(f"a stage holds names (strings), got {prefix!r}")
+        if not any(_matches(name, prefix) for name in names):
+            tops = sorted({name.split(".")[0] for name in names})
+            raise ValueError(
+                f"no parameter of the model is called {prefix!r} or lies under it; "
+                f"top-level names: {', '.join(tops)}"
+            )
+    return _unfreeze_in_stages(model, stages)
+
+
+def _unfreeze_in_stages(model: nn.Module, stages: list[list[str]]) -> Iterator[list[str]]:
+    trainable: list[str] = []
+    for stage in stages:
+        trainable += stage
+        yield freeze(model, trainable)
+
+
 # ---------------------------------------------------------------------------------------------
 # features
 # ---------------------------------------------------------------------------------------------
@@ -451,7 +535,7 @@ def extract_layer_features(
     images: torch.Tensor,
     layers: Sequence[str],
     *,
-    pool_size: int | None = 1,
+    pool_size: int | Mapping[str, int | None] | None = 1,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     batch_size: int = 100,
 ) -> dict[str, torch.Tensor]:
@@ -462,7 +546,8 @@ def extract_layer_features(
     module names (``"_blocks.10"``), or :data:`PENULTIMATE` for the input of the classifier head
     (the features that the last linear layer sees, ``(N, D)``). A feature map ``(N, C, h, w)``
     is average-pooled to ``pool_size × pool_size`` and flattened to ``(N, C·pool_size²)``;
-    ``pool_size=None`` keeps the map as it is. The model runs in ``eval()`` mode without
+    ``pool_size=None`` keeps the map as it is; a mapping ``{layer: size}`` sets it layer by
+    layer (a layer it does not name is pooled to 1). The model runs in ``eval()`` mode without
     gradients, on its own device; the features are returned on the CPU.
     """
     _check_module(model)
@@ -473,10 +558,16 @@ def extract_layer_features(
     layers = list(layers)
     if not layers:
         raise ValueError("layers is empty; name at least one layer")
-    if pool_size is not None and (
-        isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1
-    ):
-        raise ValueError(f"pool_size must be None or a positive int, got {pool_size!r}")
+    if isinstance(pool_size, Mapping):
+        unknown = sorted(set(pool_size) - set(layers))
+        if unknown:
+            raise ValueError(f"pool_size names layers that are not in layers: {unknown}")
+        pool_sizes = {name: pool_size.get(name, 1) for name in layers}
+    else:
+        pool_sizes = dict.fromkeys(layers, pool_size)
+    for size in pool_sizes.values():
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"pool_size must be None or a positive int, got {size!r}")
     modules = dict(model.named_modules())
     for name in layers:
         if name != PENULTIMATE and (name not in modules or name == ""):
@@ -489,8 +580,8 @@ def extract_layer_features(
 
     def keep(name: str, value: torch.Tensor) -> None:
         value = value.detach()
-        if value.dim() == 4 and pool_size is not None:
-            value = F.adaptive_avg_pool2d(value, pool_size).flatten(1)
+        if value.dim() == 4 and pool_sizes[name] is not None:
+            value = F.adaptive_avg_pool2d(value, pool_sizes[name]).flatten(1)
         outputs[name].append(value.cpu())
 
     handles = []

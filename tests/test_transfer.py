@@ -18,10 +18,12 @@ from course_lib.transfer import (
     LinearProbe,
     Preprocess,
     balanced_subset,
+    discriminative_param_groups,
     extract_features,
     extract_layer_features,
     fit_linear_probe,
     freeze,
+    gradual_unfreezing,
     head_name,
     imagenet_classes,
     imagenet_preprocessing,
@@ -263,6 +265,92 @@ def test_a_training_step_changes_only_the_trainable_parameters():
         assert (p.grad is not None) == trainable, name
 
 
+def test_discriminative_param_groups_split_head_and_body():
+    torch.manual_seed(0)
+    model = load_model()
+    head = replace_head(model, 4)
+    freeze(model, "_fc")  # frozen parameters are kept in the groups, for later unfreezing
+    body, top = discriminative_param_groups(model, head_lr=1e-3, body_lr=1e-4)
+    assert (body["lr"], top["lr"]) == (1e-4, 1e-3)
+    assert [id(p) for p in top["params"]] == [id(head.weight), id(head.bias)]
+    assert len(body["params"]) + 2 == len(list(model.parameters()))
+    assert {id(p) for p in body["params"]}.isdisjoint(id(p) for p in top["params"])
+    # the module of split_efficientnet: its head is "fc"; an explicit name works too
+    _, upper = split_efficientnet(model, 15)
+    groups = discriminative_param_groups(upper, 1e-3, 1e-3, head="fc")
+    assert groups[1]["params"][0] is head.weight
+    # a network that is only a head: no empty body group
+    only = discriminative_param_groups(nn.Sequential(nn.Linear(3, 2)), 1e-2, 1e-3)
+    assert len(only) == 1 and only[0]["lr"] == 1e-2
+
+
+def test_discriminative_learning_rates_move_the_body_less():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 5), nn.ReLU(), nn.Linear(5, 3))
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.Adam(discriminative_param_groups(model, head_lr=1e-2, body_lr=1e-4))
+    loss = nn.functional.cross_entropy(model(torch.randn(8, 5)), torch.arange(8) % 3)
+    loss.backward()
+    optimizer.step()
+    steps = [
+        float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True)
+    ]
+    # Adam's first step moves every weight by about its learning rate
+    assert steps[0] == pytest.approx(1e-4, rel=1e-2) and steps[2] == pytest.approx(1e-2, rel=1e-2)
+
+
+def test_discriminative_param_groups_rejects_bad_arguments():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="body_lr must be a positive number"):
+        discriminative_param_groups(model, 1e-3, 0.0)
+    with pytest.raises(ValueError, match="head_lr must be a positive number"):
+        discriminative_param_groups(model, True, 1e-3)
+    with pytest.raises(ValueError, match=r"no module called 'fc' \(its children: 0, 1\)"):
+        discriminative_param_groups(model, 1e-3, 1e-4, head="fc")
+    with pytest.raises(ValueError, match="the head '1' has no parameters"):
+        discriminative_param_groups(nn.Sequential(nn.Linear(3, 3), nn.ReLU()), 1e-3, 1e-4, head="1")
+
+
+def test_gradual_unfreezing_adds_one_stage_at_a_time():
+    torch.manual_seed(0)
+    model = load_model()
+    replace_head(model, 3)
+    _, upper = split_efficientnet(model, 15)
+    optimizer = torch.optim.Adam(discriminative_param_groups(upper, 1e-2, 1e-3))
+    x = torch.randn(4, 192, 2, 2)
+    y = torch.tensor([0, 1, 2, 0])
+    stages = ["fc", ["head_conv", "head_norm"], "blocks"]
+    seen = []
+    for names in gradual_unfreezing(upper, stages):
+        seen.append({name.split(".")[0] for name in names})
+        before = {name: p.detach().clone() for name, p in upper.named_parameters()}
+        upper.train()
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(upper(x), y).backward()
+        optimizer.step()
+        for name, p in upper.named_parameters():
+            assert (not torch.equal(p, before[name])) == (name in names), name
+    assert seen == [
+        {"fc"},
+        {"fc", "head_conv", "head_norm"},
+        {"fc", "head_conv", "head_norm", "blocks"},
+    ]
+    assert count_parameters(upper, trainable_only=True) == count_parameters(upper)
+
+
+def test_gradual_unfreezing_checks_its_stages_before_the_first():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+    with pytest.raises(ValueError, match=r"no parameter of the model is called '2'"):
+        gradual_unfreezing(model, ["1", "2"])  # raised at the call, not at stage 2
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(TypeError, match="stages must be a list of stages"):
+        gradual_unfreezing(model, "1")
+    with pytest.raises(ValueError, match="non-empty list of non-empty stages"):
+        gradual_unfreezing(model, ["1", []])
+    with pytest.raises(TypeError, match="a stage holds names"):
+        gradual_unfreezing(model, [["1", 0]])
+
+
 def test_freeze_rejects_unknown_names():
     model = load_model()
     with pytest.raises(ValueError, match=r"no parameter of the model is called '_head'.*_fc"):
@@ -344,6 +432,13 @@ def test_layer_features_pooling_and_maps():
     torch.testing.assert_close(
         maps["_blocks.14"].flatten(1), out["_blocks.14"], atol=1e-4, rtol=1e-4
     )
+    # a pool size per layer: the map of one layer, pooled features of the others (default 1)
+    mixed = extract_layer_features(
+        pretrained, x, ["_blocks.0", "_blocks.14", PENULTIMATE], pool_size={"_blocks.14": None}
+    )
+    assert mixed["_blocks.0"].shape == (3, 16)
+    torch.testing.assert_close(mixed["_blocks.14"], maps["_blocks.14"], atol=1e-5, rtol=1e-5)
+    assert mixed[PENULTIMATE].shape == (3, 1280)
 
 
 def test_feature_extraction_rejects_bad_arguments(pretrained):
@@ -356,6 +451,10 @@ def test_feature_extraction_rejects_bad_arguments(pretrained):
         extract_features(pretrained, x, batch_size=0)
     with pytest.raises(ValueError, match="pool_size must be None or a positive int"):
         extract_layer_features(pretrained, x, ["_blocks.3"], pool_size=0)
+    with pytest.raises(ValueError, match="pool_size must be None or a positive int"):
+        extract_layer_features(pretrained, x, ["_blocks.3"], pool_size={"_blocks.3": 0})
+    with pytest.raises(ValueError, match=r"pool_size names layers that are not in layers"):
+        extract_layer_features(pretrained, x, ["_blocks.3"], pool_size={"_blocks.4": 2})
     with pytest.raises(ValueError, match=r"expected images with 4 dims \(N, C, H, W\)"):
         extract_features(pretrained, torch.zeros(3, 32, 32))
 
