@@ -1,4 +1,5 @@
-"""LeNet-5 and the notes' Fashion-MNIST network: shapes, parameter counts, initialisation."""
+"""LeNet-5, the notes' Fashion-MNIST network and the small GoogLeNet: shapes, parameter counts,
+initialisation."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import count_parameters, shape_trace
-from course_lib.models import fashion_mnist_cnn, init_weights, lenet5
+from course_lib import count_parameters, model_summary, shape_trace
+from course_lib.models import (
+    GOOGLENET_SMALL_INCEPTIONS,
+    fashion_mnist_cnn,
+    googlenet_small,
+    init_weights,
+    lenet5,
+)
 
 # thousands of tiny operations: see the one_thread fixture in conftest.py
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -133,3 +140,88 @@ def test_init_weights_refuses_lazy_modules():
         init_weights(model)
     model(torch.randn(1, 2, 5, 5))  # materialised: now it works
     assert init_weights(model) is model
+
+
+# ---------------------------------------------------------------------------------------------
+# The small GoogLeNet of Chapter 10
+# ---------------------------------------------------------------------------------------------
+
+
+def inception_params(
+    c_in: int, c1: int, c3: tuple[int, int], c5: tuple[int, int], pool: int
+) -> int:
+    return (
+        conv_params(c_in, c1, 1)
+        + conv_params(c_in, c3[0], 1)
+        + conv_params(c3[0], c3[1], 3)
+        + conv_params(c_in, c5[0], 1)
+        + conv_params(c5[0], c5[1], 5)
+        + conv_params(c_in, pool, 1)
+    )
+
+
+def test_googlenet_small_shapes_follow_its_docstring():
+    rows = model_summary(googlenet_small(), (2, 1, 28, 28))
+    assert [(r.name, r.output_shape[1:]) for r in rows] == [
+        ("stem", (32, 28, 28)),
+        ("pool1", (32, 14, 14)),
+        ("inception_a", (64, 14, 14)),
+        ("pool2", (64, 7, 7)),
+        ("inception_b", (128, 7, 7)),
+        ("inception_c", (128, 7, 7)),
+        ("gap", (128, 1, 1)),
+        ("flatten", (128,)),
+        ("dropout", (128,)),
+        ("fc", (10,)),
+    ]
+    doc = " ".join(googlenet_small.__doc__.split())
+    assert "inception_a (64, 14, 14) -> pool2 (64, 7, 7)" in doc
+    model = googlenet_small().eval()
+    with torch.no_grad():
+        assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+        other = googlenet_small(num_classes=4, in_channels=3).eval()
+        assert other(torch.randn(2, 3, 28, 28)).shape == (2, 4)
+
+
+def test_googlenet_small_parameter_count_is_the_docstrings():
+    channels, expected = 32, conv_params(1, 32, 3)
+    for _, c1, c3, c5, pool in GOOGLENET_SMALL_INCEPTIONS:
+        expected += inception_params(channels, c1, c3, c5, pool)
+        channels = c1 + c3[1] + c5[1] + pool
+    expected += linear_params(channels, 10)
+    plain = googlenet_small(batch_norm=False)
+    assert count_parameters(plain) == expected == 82_854
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+    # with batch norm: every convolution loses its bias and gains a scale and a shift per channel
+    convs = [m for m in plain.modules() if isinstance(m, nn.Conv2d)]
+    with_bn = expected + sum(m.out_channels for m in convs)
+    model = googlenet_small()
+    assert count_parameters(model) == with_bn == 83_330
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == len(convs)
+    doc = " ".join(googlenet_small.__doc__.split())
+    assert "83,330 parameters" in doc
+    assert "82,854" in doc
+
+
+def test_googlenet_small_trains_a_step_and_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    model = googlenet_small()
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+        assert model.stem[0].weight.grad.abs().sum() > 0  # the gradient reaches the first layer
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_googlenet_small_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="num_classes must be a positive int"):
+        googlenet_small(num_classes=0)
+    with pytest.raises(ValueError, match="in_channels must be a positive int"):
+        googlenet_small(in_channels=-1)

@@ -15,7 +15,13 @@ from course_lib.models.densenet import (
     densenet,
     transition,
 )
-from course_lib.models.googlenet import GOOGLENET_INCEPTIONS, Inception, googlenet
+from course_lib.models.googlenet import (
+    GOOGLENET_INCEPTIONS,
+    GOOGLENET_SMALL_INCEPTIONS,
+    Inception,
+    googlenet,
+    googlenet_small,
+)
 from course_lib.models.lenet import fashion_mnist_cnn, init_weights, lenet5
 from course_lib.models.resnet import (
     RESNET_LAYOUTS,
@@ -30,6 +36,7 @@ __all__ = [
     "CONVNEXT_VARIANTS",
     "DENSENET_LAYOUTS",
     "GOOGLENET_INCEPTIONS",
+    "GOOGLENET_SMALL_INCEPTIONS",
     "RESNET_LAYOUTS",
     "VGG_CONFIGS",
     "BasicBlock",
@@ -45,6 +52,7 @@ __all__ = [
     "densenet",
     "fashion_mnist_cnn",
     "googlenet",
+    "googlenet_small",
     "init_weights",
     "lenet5",
     "nin",
