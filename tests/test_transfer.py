@@ -437,7 +437,8 @@ def test_layer_features_pooling_and_maps():
         pretrained, x, ["_blocks.0", "_blocks.14", PENULTIMATE], pool_size={"_blocks.14": None}
     )
     assert mixed["_blocks.0"].shape == (3, 16)
-    torch.testing.assert_close(mixed["_blocks.14"], maps["_blocks.14"], atol=1e-5, rtol=1e-5)
+    # (maps came in batches of 2, mixed in one batch of 3: float sums in another order)
+    torch.testing.assert_close(mixed["_blocks.14"], maps["_blocks.14"], atol=1e-4, rtol=1e-4)
     assert mixed[PENULTIMATE].shape == (3, 1280)
 
 
