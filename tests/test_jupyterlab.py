@@ -150,8 +150,17 @@ def _run_all_cells(page, timeout_ms: int) -> None:
             f"() => {{ const s = ({state})(); return s.waiting === 0 || s.failed >= 0; }}",
             timeout=timeout_ms,
         )
-    except Exception as error:  # say how far Run All got
-        raise AssertionError(f"Run All did not finish: {page.evaluate(state)}") from error
+    except Exception as error:  # say how far Run All got, and what the kernel was doing
+        kernel = page.evaluate(
+            """() => {
+                const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel;
+                return kernel ? {status: kernel.status, connection: kernel.connectionStatus}
+                              : 'no kernel';
+            }"""
+        )
+        raise AssertionError(
+            f"Run All did not finish: {page.evaluate(state)}; kernel: {kernel}"
+        ) from error
     result = page.evaluate(state)
     assert result["failed"] < 0, f"code cell {result['failed']} raised an error: {result}"
     page.wait_for_selector(
