@@ -134,17 +134,54 @@ def _answer_cell_indices(page) -> dict[str, int]:
     return handle.json_value()
 
 
+def _wait_for_ready_kernel(page) -> None:
+    """Wait until the notebook's document and kernel session are ready and the kernel has
+    answered ``kernel_info`` on this page's connection.
+
+    On a loaded machine a new connection now and then never gets that answer: its status reads
+    idle and connected, but nothing sent on it reaches the kernel, so a Run All runs no cell.
+    What a student does then, the test does: Kernel > Reconnect to Kernel, and if that does not
+    help, restart the kernel (nothing has run yet, so nothing is lost)."""
+    page.wait_for_function(
+        """() => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            return Boolean(panel && panel.context && panel.context.isReady
+                           && panel.content.activeCell && panel.sessionContext
+                           && panel.sessionContext.isReady
+                           && panel.sessionContext.session?.kernel);
+        }""",
+        timeout=90_000,
+    )
+    answered = """async () => {
+        const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+        const timeout = new Promise(resolve => setTimeout(() => resolve(false), 20000));
+        return Promise.race([kernel.info.then(() => true), timeout]);
+    }"""
+    remedies = [
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.reconnect()",
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()",
+    ]
+    for remedy in [*remedies, None]:
+        if page.evaluate(answered):
+            break
+        assert remedy is not None, "the kernel never answered kernel_info on this connection"
+        print(f"no kernel_info reply in 20 s; trying {remedy.split('.')[-1]}", file=sys.stderr)
+        page.evaluate(remedy)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
+
+
 def _run_all_cells(page, timeout_ms: int) -> None:
     """Run -> Run All Cells, then wait until every code cell has run and the kernel is idle."""
-    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     state = """() => {
-        const cells = window.jupyterapp.shell.currentWidget.content.widgets
-            .filter(c => c.model.type === 'code');
+        const panel = window.jupyterapp.shell.currentWidget;
+        const cells = panel.content.widgets.filter(c => c.model.type === 'code');
         const failed = cells.findIndex(c => Array.from({length: c.model.outputs.length},
             (_, i) => c.model.outputs.get(i).type).includes('error'));
         return {total: cells.length, failed,
                 waiting: cells.filter(c => c.model.executionCount === null).length};
     }"""
+    _wait_for_ready_kernel(page)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     try:
         page.wait_for_function(
             f"() => {{ const s = ({state})(); return s.waiting === 0 || s.failed >= 0; }}",

@@ -181,6 +181,30 @@ def test_dense_layer_appends_growth_rate_channels() -> None:
     assert small(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
+def test_densenet_stem_stride_halves_the_maps_before_the_first_block() -> None:
+    def build(stem_stride: int, small: bool = True) -> nn.Sequential:
+        return densenet(121, num_classes=10, in_channels=1, growth_rate=12,
+                        block_layers=(2, 2), init_features=16, small=small,
+                        stem_stride=stem_stride)  # fmt: skip
+
+    strided, plain = build(2), build(1)
+    x = torch.randn(2, 1, 28, 28)
+    assert strided[0](x).shape == (2, 16, 14, 14)
+    assert plain[0](x).shape == (2, 16, 28, 28)
+    assert strided(x).shape == (2, 10)
+    # the same layers and weights, a quarter of the work in every layer after the stem
+    assert count_parameters(strided) == count_parameters(plain)
+    stem_macs = 16 * 9 * 14 * 14
+    assert (
+        count_multiply_adds(strided, (1, 1, 28, 28)) - stem_macs
+        < (count_multiply_adds(plain, (1, 1, 28, 28)) - 4 * stem_macs) / 3.9
+    )
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
+        build(3)
+    with pytest.raises(ValueError, match="small stem only"):
+        build(2, small=False)
+
+
 def test_convnext_block_starts_near_the_identity() -> None:
     torch.manual_seed(2)
     block = ConvNeXtBlock(16)

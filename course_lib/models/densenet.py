@@ -78,6 +78,7 @@ def densenet(
     init_features: int | None = None,
     small: bool = False,
     compression: float = 0.5,
+    stem_stride: int = 1,
 ) -> nn.Sequential:
     """DenseNet-BC: dense blocks of bottleneck layers, transitions halving the channels.
 
@@ -94,12 +95,16 @@ def densenet(
         raise ValueError(f"depth must be one of {sorted(DENSENET_LAYOUTS)}, got {depth!r}")
     if not 0 < compression <= 1:
         raise ValueError(f"compression must be in (0, 1], got {compression!r}")
+    if stem_stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+    if stem_stride != 1 and not small:
+        raise ValueError("stem_stride applies to the small stem only (small=True)")
     k, features, layers = DENSENET_LAYOUTS[depth]
     k = growth_rate if growth_rate is not None else k
     layers = block_layers if block_layers is not None else layers
     channels = init_features if init_features is not None else features
     if small:
-        stem = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
+        stem = [nn.Conv2d(in_channels, channels, 3, stride=stem_stride, padding=1, bias=False)]
     else:
         stem = [
             nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False),
