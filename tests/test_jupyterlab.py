@@ -157,16 +157,13 @@ def _wait_for_ready_kernel(page) -> None:
         const timeout = new Promise(resolve => setTimeout(() => resolve(false), 20000));
         return Promise.race([kernel.info.then(() => true), timeout]);
     }"""
-    remedies = [
-        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.reconnect()",
-        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()",
-    ]
-    for remedy in [*remedies, None]:
+    remedy = "m => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel[m]()"
+    for method in ["reconnect", "restart", None]:
         if page.evaluate(answered):
             break
-        assert remedy is not None, "the kernel never answered kernel_info on this connection"
-        print(f"no kernel_info reply in 20 s; trying {remedy.split('.')[-1]}", file=sys.stderr)
-        page.evaluate(remedy)
+        assert method is not None, "the kernel never answered kernel_info on this connection"
+        print(f"no kernel_info reply in 20 s; trying {method}", file=sys.stderr)
+        page.evaluate(remedy, method)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
 
 
