@@ -16,6 +16,9 @@ off unless asked for:
   (:class:`ExponentialMovingAverage`), mixed precision on CUDA, ``channels_last``;
 - seeds that make a run repeat bit for bit.
 
+:func:`train_sgd_recipe` is Chapter 8's recipe in one call (SGD with Nesterov momentum, the
+one-cycle schedule, weight decay on weights only, flips), as the later chapters use it.
+
 Batches may be anything :func:`to_device` can move: tensors, or lists, tuples and dicts of
 them, so a detector whose targets are per-image boxes trains through the same loop with its own
 ``loss_fn(outputs, targets)``. Data sets that fit in memory are fastest as one tensor
@@ -66,6 +69,7 @@ __all__ = [
     "one_cycle",
     "warmup_cosine",
     "train",
+    "train_sgd_recipe",
     "evaluate",
     "predict",
     "save_checkpoint",
@@ -1038,6 +1042,66 @@ def train(
     if restore_best and watcher is not None and watcher.best_state is not None:
         model.load_state_dict(watcher.best_state)
     return history
+
+
+def train_sgd_recipe(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    *,
+    val_loader: Batches | None = None,
+    batch_size: int = 128,
+    max_lr: float = 0.1,
+    weight_decay: float = 5e-4,
+    momentum: float = 0.9,
+    flip: bool = True,
+    batch_transform: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    channels_last: bool = True,
+    **train_options: Any,
+) -> History:
+    """Train ``model`` on the images ``x`` (N, C, H, W) and labels ``y`` (N,) with the recipe of
+    Chapter 8, and return the :class:`History`.
+
+    The recipe: batches of ``batch_size`` in a new random order every epoch
+    (:class:`TensorBatches`); SGD with Nesterov momentum ``momentum``; weight decay
+    ``weight_decay`` on the weights of convolutions and linear layers only
+    (:func:`parameter_groups`); a :func:`one_cycle` schedule peaking at ``max_lr``, stepped after
+    every batch; random left-right flips (``flip=True``), or ``batch_transform`` in their place
+    when it is given; ``channels_last``. ``seed`` fixes the data order and the augmentation, so
+    a run repeats bit for bit. Everything else (``label_smoothing``, ``early_stopping``,
+    ``mixed_precision``, ...) goes to :func:`train` through ``train_options``.
+    """
+    check_positive_int(epochs, "epochs")
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a tensor of images (N, C, H, W), got {got}")
+    if max_lr <= 0:
+        raise ValueError(f"max_lr must be > 0, got {max_lr}")
+    batches = TensorBatches(x, y, batch_size, shuffle=True, seed=seed)
+    optimizer = torch.optim.SGD(
+        parameter_groups(model, weight_decay), lr=max_lr, momentum=momentum, nesterov=True
+    )
+    scheduler = one_cycle(optimizer, total_steps=epochs * len(batches))
+    if batch_transform is None and flip:
+        batch_transform = BatchAugmentation(flip=True)
+    return train(
+        model,
+        batches,
+        epochs,
+        optimizer,
+        val_loader=val_loader,
+        device=device,
+        progress=progress,
+        scheduler=scheduler,
+        batch_transform=batch_transform,
+        channels_last=channels_last,
+        seed=seed,
+        **train_options,
+    )
 
 
 def _state_of(generator: torch.Generator | None) -> torch.Tensor | None:

@@ -37,6 +37,7 @@ from course_lib.training import (
     save_checkpoint,
     to_device,
     train,
+    train_sgd_recipe,
     warmup_cosine,
 )
 
@@ -454,6 +455,83 @@ def test_progress_prints_clean_lines_when_headless(capsys):
     assert lines[0].split()[:3] == ["epoch", "train", "loss"]
     assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
     assert "\r" not in captured.err  # no redrawn bar in a log
+
+
+def test_the_sgd_recipe_is_chapter_8s_recipe_written_out():
+    x, y = _toy_data()
+    _, val_loader = _toy_loaders()
+
+    def by_hand(augment, **options):
+        model = _toy_model()
+        batches = TensorBatches(x, y, 16, shuffle=True, seed=5)
+        optimizer = torch.optim.SGD(
+            parameter_groups(model, 0.05), lr=0.3, momentum=0.9, nesterov=True
+        )
+        scheduler = one_cycle(optimizer, total_steps=3 * len(batches))
+        history = train(
+            model,
+            batches,
+            3,
+            optimizer,
+            val_loader=val_loader,
+            device="cpu",
+            progress=False,
+            scheduler=scheduler,
+            batch_transform=augment,
+            channels_last=True,
+            seed=5,
+            **options,
+        )
+        return model, history
+
+    def recipe(**options):
+        model = _toy_model()
+        history = train_sgd_recipe(
+            model,
+            x,
+            y,
+            3,
+            val_loader=val_loader,
+            batch_size=16,
+            max_lr=0.3,
+            weight_decay=0.05,
+            seed=5,
+            device="cpu",
+            progress=False,
+            **options,
+        )
+        return model, history
+
+    hand_model, hand_history = by_hand(BatchAugmentation(flip=True))
+    model, history = recipe()
+    assert _same_weights(model, hand_model)
+    for name in ("train_loss", "val_loss", "val_accuracy", "batch_loss", "lr"):
+        assert getattr(history, name) == getattr(hand_history, name), name
+    assert history.lr == hand_history.lr and max(history.lr) == pytest.approx(0.3)
+    # flips are part of the recipe: without them the run differs, and equals the unflipped one
+    assert not _same_weights(recipe(flip=False)[0], hand_model)
+    assert _same_weights(recipe(flip=False)[0], by_hand(None)[0])
+    # a batch_transform takes the flips' place; other options reach train
+    crop = BatchAugmentation(crop_padding=1)
+    assert _same_weights(recipe(batch_transform=crop)[0], by_hand(BatchAugmentation(1))[0])
+    smooth = recipe(label_smoothing=0.2)[0]
+    assert _same_weights(smooth, by_hand(BatchAugmentation(flip=True), label_smoothing=0.2)[0])
+    assert not _same_weights(smooth, hand_model)
+
+
+def test_the_sgd_recipe_refuses_bad_arguments():
+    x, y = _toy_data()
+    model = _toy_model()
+    with pytest.raises(ValueError, match=r"images \(N, C, H, W\), got \(128, 16\)"):
+        train_sgd_recipe(model, x.flatten(1), y, 1, progress=False)
+    with pytest.raises(ValueError, match="got list"):
+        train_sgd_recipe(model, [1, 2], y, 1, progress=False)
+    with pytest.raises(ValueError, match="max_lr must be > 0, got 0"):
+        train_sgd_recipe(model, x, y, 1, max_lr=0.0, progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        train_sgd_recipe(model, x, y, 0, progress=False)
+    with pytest.raises(ValueError, match="x has 128 examples but y has 3"):
+        train_sgd_recipe(model, x, y[:3], 1, progress=False)
 
 
 def test_train_refuses_bad_arguments():
