@@ -485,9 +485,12 @@ def parameter_groups(
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     lr = dict(lr or {})
     no_decay: set[int] = set()
+    layer_weights: set[int] = set()  # the kernels and matrices of convolutions and linear layers
     for module in model.modules():
         if _is_norm(module):
             no_decay.update(id(p) for p in module.parameters(recurse=False))
+        elif isinstance(module, nn.modules.conv._ConvNd | nn.Linear):
+            layer_weights.add(id(module.weight))
     groups: dict[tuple[str | None, bool], dict[str, Any]] = {}
     matched: set[str] = set()
     for name, param in model.named_parameters():
@@ -497,7 +500,10 @@ def parameter_groups(
         prefix = max(prefixes, key=len) if prefixes else None
         if prefix is not None:
             matched.add(prefix)
-        decay = param.ndim >= 2 and id(param) not in no_decay
+        # A scale stored as (C, 1, 1) to broadcast over an image (ConvNeXt's layer scale) is a
+        # vector however many dimensions it has: only one of them is longer than 1.
+        vector = sum(size > 1 for size in param.shape) <= 1 and id(param) not in layer_weights
+        decay = param.ndim >= 2 and not vector and id(param) not in no_decay
         key = (prefix, decay)
         if key not in groups:
             group: dict[str, Any] = {"params": [], "weight_decay": weight_decay if decay else 0.0}

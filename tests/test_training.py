@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib.data import DEFAULT_FASHION_MNIST_DIR, fashion_mnist_loaders
 from course_lib.metrics import accuracy
-from course_lib.models import lenet5
+from course_lib.models import ConvNeXtBlock, lenet5
 from course_lib.training import (
     BatchAugmentation,
     ExponentialMovingAverage,
@@ -734,6 +734,20 @@ def test_parameter_groups_leave_biases_and_norms_without_weight_decay():
     assert {g["lr"] for g in optimizer.param_groups} == {1e-4, 1e-2, 1e-3}
     with pytest.raises(ValueError, match="no trainable parameter is named after"):
         parameter_groups(model, 0.05, lr={"head": 1e-3})
+
+
+def test_parameter_groups_leave_convnext_layer_scales_without_weight_decay():
+    # The layer scale is stored as (C, 1, 1) to broadcast over the image: three dimensions, but
+    # a vector. A linear layer with one input keeps its weight decay although its weight is
+    # (out, 1).
+    model = nn.Sequential(ConvNeXtBlock(8), nn.Flatten(), nn.Linear(1, 3))
+    assert model[0].layer_scale.ndim == 3
+    groups = parameter_groups(model, 0.05)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    block = model[0]
+    weights = (block.dwconv.weight, block.pwconv1.weight, block.pwconv2.weight, model[2].weight)
+    assert decayed == {id(p) for p in weights}
+    assert id(block.layer_scale) not in decayed
 
 
 # ---------------------------------------------------------------------------------------------
