@@ -216,6 +216,25 @@ def test_convnext_block_starts_near_the_identity() -> None:
         convnext(channels=(16, 32), depths=(1,))
 
 
+def test_convnext_layer_scale_sets_where_every_block_starts() -> None:
+    def scales(model: nn.Module) -> set[float]:
+        blocks = [m for m in model.modules() if isinstance(m, ConvNeXtBlock)]
+        assert len(blocks) == 3
+        return {v for b in blocks for v in b.layer_scale.detach().flatten().tolist()}
+
+    small = {"channels": (8, 16), "depths": (1, 2), "stem_stride": 2, "in_channels": 1}
+    assert scales(convnext(**small)) == {torch.tensor(1e-6).item()}  # 1e-6 in float32
+    torch.manual_seed(0)
+    opened = convnext(**small, layer_scale=1.0)
+    assert scales(opened) == {1.0}
+    block = next(m for m in opened.modules() if isinstance(m, ConvNeXtBlock))
+    x = torch.randn(2, 8, 7, 7)
+    assert (block(x) - x).abs().max() > 1e-2  # a block that starts at scale 1 is no identity
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="layer_scale must be > 0"):
+            convnext(**small, layer_scale=bad)
+
+
 def test_nin_and_vgg_blocks() -> None:
     assert nin(num_classes=10, in_channels=1, small=True)(torch.zeros(2, 1, 28, 28)).shape == (
         2,

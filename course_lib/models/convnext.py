@@ -76,6 +76,7 @@ def convnext(
     depths: tuple[int, ...] | None = None,
     stem_stride: int = 4,
     drop_path: float = 0.0,
+    layer_scale: float = 1e-6,
 ) -> nn.Sequential:
     """ConvNeXt-T/S/B/L: a "patchify" stem, four stages of ConvNeXt blocks, a linear head.
 
@@ -85,10 +86,13 @@ def convnext(
     convolution with stride 2 that doubles the channels. Head: global average pooling,
     LayerNorm, linear. ``channels``/``depths`` override the variant (e.g. a small model for
     28×28 images with ``stem_stride=1`` or 2); ``drop_path`` rises linearly from 0 to this
-    value over the blocks. With the defaults the parameters line up one to one with
-    ``torchvision.models.convnext_{variant}``.
+    value over the blocks. ``layer_scale`` is the starting value of every block's layer scale
+    (the paper's 1e-6: each block starts as almost the identity). With the defaults the
+    parameters line up one to one with ``torchvision.models.convnext_{variant}``.
     """
     _check_sizes(num_classes, in_channels)
+    if not layer_scale > 0:
+        raise ValueError(f"layer_scale must be > 0, got {layer_scale!r}")
     if variant not in CONVNEXT_VARIANTS:
         raise ValueError(f"variant must be one of {sorted(CONVNEXT_VARIANTS)}, got {variant!r}")
     widths, counts = CONVNEXT_VARIANTS[variant]
@@ -110,7 +114,7 @@ def convnext(
         blocks = []
         for _ in range(count):
             rate = drop_path * index / max(1, total - 1)
-            blocks.append(ConvNeXtBlock(width, drop_path=rate))
+            blocks.append(ConvNeXtBlock(width, layer_scale=layer_scale, drop_path=rate))
             index += 1
         modules.append(nn.Sequential(*blocks))
         if stage != len(widths) - 1:
