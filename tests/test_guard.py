@@ -44,6 +44,35 @@ def test_scipy_imported_inside_the_guard_is_switched_off_and_restored() -> None:
     assert getattr(builtins.__import__, "__module__", "builtins") == "builtins"
 
 
+def test_an_import_in_a_thread_without_the_guard_leaves_the_profile_alone(monkeypatch) -> None:
+    # The kernel's own threads import lazily while a student's cell runs (pyzmq does). A
+    # sys.setprofile from such a thread can race with the guarded thread's, and CPython then
+    # raises an error that the kernel prints on stderr, into the student's cell.
+    import sys
+    import threading
+
+    calls: list[str] = []
+    real_setprofile = sys.setprofile
+
+    def recording_setprofile(function):
+        calls.append(threading.current_thread().name)
+        real_setprofile(function)
+
+    with forbid_ready_made():
+        guarded = sys.getprofile()
+        assert guarded is not None
+        monkeypatch.setattr(sys, "setprofile", recording_setprofile)
+        worker = threading.Thread(target=lambda: __import__("json.decoder"), name="kernel-thread")
+        worker.start()
+        worker.join()
+        __import__("json.encoder")  # the guarded thread still suspends its profile and restores it
+        assert sys.getprofile() is guarded
+        monkeypatch.setattr(sys, "setprofile", real_setprofile)
+    assert "kernel-thread" not in calls
+    assert calls and set(calls) == {threading.current_thread().name}
+    assert getattr(builtins.__import__, "__module__", "builtins") == "builtins"
+
+
 def test_a_name_bound_before_the_guard_is_recorded() -> None:
     from scipy.signal import correlate2d  # bound before: the module patch can't reach it
 

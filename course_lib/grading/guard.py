@@ -198,11 +198,19 @@ class Guard:
 
         def guarded_import(name: str, *args: Any, **kwargs: Any) -> Any:
             profile = sys.getprofile()
-            sys.setprofile(None)  # importing a library is not the student's call: full speed
-            try:
+            if profile is None:
+                # A thread without the guard's profile (the kernel's own threads import
+                # lazily too): nothing to suspend, and no sys.setprofile from this thread,
+                # which would race with the guarded thread's (CPython refuses a profile
+                # function while another is being installed, and the kernel prints that
+                # error on stderr, into the student's cell).
                 module = original_import(name, *args, **kwargs)
-            finally:
-                sys.setprofile(profile)
+            else:
+                sys.setprofile(None)  # importing a library is not the student's call: full speed
+                try:
+                    module = original_import(name, *args, **kwargs)
+                finally:
+                    sys.setprofile(profile)
             for module_name in READY_MADE:
                 found = sys.modules.get(module_name)
                 if (
